@@ -233,3 +233,23 @@ pub fn stale(root: &Path, files: &[File]) -> Vec<(PathBuf, String)> {
     }
     stale
 }
+
+/// Files under `generated/` that generation no longer produces.
+pub fn orphans(root: &Path, files: &[File]) -> Vec<PathBuf> {
+    fn walk(dir: &Path, root: &Path, out: &mut Vec<PathBuf>) {
+        let Ok(entries) = std::fs::read_dir(dir) else { return };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                walk(&path, root, out);
+            } else if let Ok(relative) = path.strip_prefix(root) {
+                out.push(relative.to_path_buf());
+            }
+        }
+    }
+    let mut existing = Vec::new();
+    walk(&root.join("generated"), root, &mut existing);
+    existing.retain(|path| !files.iter().any(|f| &f.path == path));
+    existing.sort();
+    existing
+}

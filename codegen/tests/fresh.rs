@@ -9,7 +9,10 @@ fn generated_files_are_fresh() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root");
     let spec = ds_codegen::Spec::load(&root.join("spec")).expect("spec loads");
     let files = ds_codegen::generate(&spec).expect("generation succeeds");
-    let stale = ds_codegen::stale(root, &files);
+    let mut stale = ds_codegen::stale(root, &files);
+    for orphan in ds_codegen::orphans(root, &files) {
+        stale.push((orphan, "no longer generated; delete it".to_owned()));
+    }
     if stale.is_empty() {
         return;
     }
