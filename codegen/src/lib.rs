@@ -143,6 +143,7 @@ fn api_lib(spec: &Spec) -> proc_macro2::TokenStream {
         //! for native hosts and for `wasm32-unknown-unknown`, and pulls in no
         //! HTTP client.
         #![forbid(unsafe_code)]
+        #![allow(clippy::result_large_err)]
 
         pub mod body;
         pub mod codec;

@@ -127,7 +127,7 @@ pub fn timestamp(value: &str) -> Result<String, Invalid> {
     }
     match rest {
         [b'Z' | b'z'] => Ok(value.to_owned()),
-        [sign, h1, h2, b':', m1, m2] if matches!(sign, b'+' | b'-') => {
+        [b'+' | b'-', h1, h2, b':', m1, m2] => {
             let all_digits = [h1, h2, m1, m2].iter().all(|c| c.is_ascii_digit());
             let hours = u32::from(h1.wrapping_sub(b'0')) * 10 + u32::from(h2.wrapping_sub(b'0'));
             let minutes = u32::from(m1.wrapping_sub(b'0')) * 10 + u32::from(m2.wrapping_sub(b'0'));

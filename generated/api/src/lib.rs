@@ -8,6 +8,7 @@
 //! for native hosts and for `wasm32-unknown-unknown`, and pulls in no
 //! HTTP client.
 #![forbid(unsafe_code)]
+#![allow(clippy::result_large_err)]
 pub mod body;
 pub mod codec;
 pub mod context;
