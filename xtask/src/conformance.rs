@@ -14,7 +14,9 @@ pub fn cli(args: Vec<String>) -> Result<()> {
     let mut a = Args::new(args);
     let url = a.opt("--url")?;
     let subscriptions = a.flag("--subscriptions");
-    let target = a.positional().unwrap_or_else(|| "native".to_string());
+    // With --url the (optional) positional only labels the summary line.
+    let default = if url.is_some() { "url" } else { "native" };
+    let target = a.positional().unwrap_or_else(|| default.to_string());
     a.finish()?;
 
     util::ensure_npm()?;
