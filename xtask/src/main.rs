@@ -4,6 +4,8 @@
 //! cargo xtask codegen [--check]
 //! cargo xtask conformance [native|node] [--url URL] [--subscriptions]
 //! cargo xtask bench [--targets native,node,upstream] [--quick] [--scenarios a,b]
+//! cargo xtask worker-build
+//! cargo xtask dev [--port N]
 //! cargo xtask ci
 //! ```
 
@@ -12,6 +14,7 @@ mod codegen;
 mod conformance;
 mod servers;
 mod util;
+mod worker;
 
 #[cfg(feature = "bench")]
 mod bench;
@@ -34,6 +37,10 @@ commands:
       --scenarios LIST       comma list of scenarios (default: all; see --help)
       --rounds N             interleaved rounds per scenario (default 3)
       --quick                shorter runs (smoke test of the bench itself)
+  worker-build               build the Workers host (installs worker-build,
+                             wasm-bindgen-cli and the wasm target when missing)
+  dev [--port N]             run the Workers host under `wrangler dev`
+                             (default 127.0.0.1:8787, local SQLite and R2 state)
   ci                         codegen --check, cargo test --workspace,
                              wasm32 check of durable-streams-api,
                              conformance native
@@ -67,6 +74,11 @@ fn real_main() -> Result<()> {
             }
         }
         "conformance" => conformance::cli(args),
+        "worker-build" => {
+            util::Args::new(args).finish()?;
+            worker::build()
+        }
+        "dev" => worker::dev(args),
         "bench" => bench_cli(args),
         "ci" => {
             util::Args::new(args).finish()?;
