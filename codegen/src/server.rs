@@ -301,7 +301,8 @@ fn request(op: &Operation, registry: &Registry) -> Result<TokenStream> {
             });
         } else {
             let f = codec_fn(&header.codec);
-            decoders.push(quote!(#field: crate::routing::header_value(headers, #lower, #f)?,));
+            let wire = &header.name;
+            decoders.push(quote!(#field: crate::routing::header_value(headers, #wire, #f)?,));
             let value = if header.rust_type() == "u64" { quote!(value.to_string()) } else { quote!(value.as_str()) };
             header_builders.push(quote! {
                 if let Some(value) = &self.#field {

@@ -57,6 +57,18 @@ fn internal(error: impl std::fmt::Display) -> ApiError {
     Problem::internal(format!("stream object call failed: {error}")).into()
 }
 
+/// An answer of the DO outside the operation's documented statuses (500,
+/// 501, 503, limits) passes through as the problem it carries.
+fn passthrough(status: http::StatusCode, body: &[u8], error: impl std::fmt::Display) -> ApiError {
+    match serde_json::from_slice::<Problem>(body) {
+        Ok(mut problem) => {
+            problem.status = status.as_u16();
+            problem.into()
+        }
+        Err(_) => internal(error),
+    }
+}
+
 /// The edge worker's implementation of the APIs: stream operations go to the DO.
 struct Edge {
     env: Env,
@@ -90,7 +102,9 @@ macro_rules! forward_to_stream {
                     let stream = request.stream.clone();
                     let request = request.into_http(INTERNAL_BASE).map_err(internal)?;
                     let response = self.forward(&stream, request).await?;
-                    <$response>::from_http(response).map_err(internal)
+                    let status = response.status();
+                    let body = response.body().clone();
+                    <$response>::from_http(response).map_err(|error| passthrough(status, &body, error))
                 }
             )*
         }
