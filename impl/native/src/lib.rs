@@ -1,0 +1,20 @@
+//! Native Durable Streams host.
+//!
+//! * [`writer`] — the group-commit writer thread: owns the SQLite write connection, runs engine
+//!   operations in batches (one transaction and one fsync per batch, each op isolated in a
+//!   savepoint), acknowledges after commit and wakes readers.
+//! * [`readers`] — a pool of read-only SQLite connections (WAL snapshots).
+//! * [`waiters`] — per-stream wake-up channels for long-poll and SSE.
+//! * [`segments`] — cold segments in a local directory, and the rotation / expiry sweeps.
+//! * [`service`] — the host's domain facade: create/append/read/head/delete, long-poll and SSE
+//!   loops. Independent of HTTP parsing.
+//! * [`http_adapter`] — ALL HTTP parsing and mapping (axum). Replaceable by a generated router.
+//! * [`config`] — limits and settings.
+
+pub mod config;
+pub mod http_adapter;
+pub mod readers;
+pub mod segments;
+pub mod service;
+pub mod waiters;
+pub mod writer;
