@@ -95,7 +95,7 @@ pub struct AppendRequest {
 pub enum AppendStatus {
     /// New data written (and the stream closed if asked). 200 with producer headers, else 204.
     Appended,
-    /// Close-only request closed the stream. 200 with producer headers, else 204.
+    /// Close-only request closed the stream: 204 (also with producer headers).
     Closed,
     /// Close-only on an already closed stream: 204.
     AlreadyClosed,

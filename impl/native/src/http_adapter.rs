@@ -274,7 +274,7 @@ async fn append(svc: &Service, key: String, h: &HeaderMap, body: Bytes) -> Resul
     };
     let out = svc.append(req).await?;
     let status = match out.status {
-        AppendStatus::Appended | AppendStatus::Closed if with_producer => StatusCode::OK,
+        AppendStatus::Appended if with_producer => StatusCode::OK,
         _ => StatusCode::NO_CONTENT,
     };
     let mut resp = status.into_response();
