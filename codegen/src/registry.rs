@@ -1,7 +1,7 @@
 //! The protocol headers registry (`spec/headers.yaml`).
 
 use anyhow::{bail, Context, Result};
-use heck::{ToShoutySnakeCase, ToSnakeCase};
+use heck::ToShoutySnakeCase;
 use serde::Deserialize;
 
 /// Every header the APIs use.
@@ -94,9 +94,9 @@ pub fn codec_type(codec: &str) -> &'static str {
 }
 
 impl Header {
-    /// `stream_next_offset`.
+    /// `stream_next_offset`, `etag`: the wire name in snake case.
     pub fn field(&self) -> String {
-        self.name.to_snake_case()
+        self.name.to_ascii_lowercase().replace('-', "_")
     }
 
     /// `STREAM_NEXT_OFFSET`.

@@ -489,6 +489,8 @@ fn response_variant(op: &Operation, resp: &Resp, registry: &Registry) -> Result<
         };
         let derive = if matches!(resp.body, ResponseBody::Bytes { .. }) {
             quote!(#[derive(Debug, Default)])
+        } else if resp.is_problem() {
+            quote!(#[derive(Debug, Clone, Default, PartialEq)])
         } else if body_ty.is_some() {
             quote!(#[derive(Debug, Clone, PartialEq)])
         } else {

@@ -229,7 +229,7 @@ pub struct ReadStreamOk {
     /// `Stream-Cursor`: The live-read cursor (a decimal interval number); clients echo it as the `cursor` query parameter to defeat CDN request collapsing loops.
     pub stream_cursor: Option<u64>,
     /// `ETag`: Identifies the byte range a read returned and the stream's closure status; changes whenever either changes.
-    pub e_tag: Option<String>,
+    pub etag: Option<String>,
     /// `Cache-Control`: Caching rules: `no-store` on HEAD and `offset=now`, `no-cache` on SSE, cacheable catch-up chunks otherwise.
     pub cache_control: Option<String>,
     /// `Stream-SSE-Data-Encoding`: `base64` when SSE data events carry base64 because the stream's content type is neither `text/*` nor `application/json`.
@@ -255,12 +255,12 @@ pub struct ReadStreamNoContent {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ReadStreamNotModified {
     /// `ETag`: Identifies the byte range a read returned and the stream's closure status; changes whenever either changes.
-    pub e_tag: Option<String>,
+    pub etag: Option<String>,
     /// `Cache-Control`: Caching rules: `no-store` on HEAD and `offset=now`, `no-cache` on SSE, cacheable catch-up chunks otherwise.
     pub cache_control: Option<String>,
 }
 /// Headers and body of the `429` answer to `readStream`.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct ReadStreamTooManyRequests {
     /// `Retry-After`: Seconds to wait before retrying a `429` or `503`.
     pub retry_after: Option<u64>,
@@ -339,7 +339,7 @@ impl ReadStreamResponse {
                             http::HeaderValue::from(value),
                         );
                 }
-                if let Some(value) = &payload.e_tag {
+                if let Some(value) = &payload.etag {
                     crate::routing::set_header(headers, "etag", value);
                 }
                 if let Some(value) = &payload.cache_control {
@@ -398,7 +398,7 @@ impl ReadStreamResponse {
                 *response.status_mut() = http::StatusCode::from_u16(304u16)
                     .unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR);
                 let headers = response.headers_mut();
-                if let Some(value) = &payload.e_tag {
+                if let Some(value) = &payload.etag {
                     crate::routing::set_header(headers, "etag", value);
                 }
                 if let Some(value) = &payload.cache_control {
@@ -564,7 +564,7 @@ impl ReadStreamResponse {
                             "stream-cursor",
                             crate::codec::decimal,
                         )?,
-                        e_tag: crate::codec::response_header(
+                        etag: crate::codec::response_header(
                             response.headers(),
                             "etag",
                             crate::codec::text,
@@ -615,7 +615,7 @@ impl ReadStreamResponse {
             304u16 => {
                 Ok(
                     Self::NotModified(ReadStreamNotModified {
-                        e_tag: crate::codec::response_header(
+                        etag: crate::codec::response_header(
                             response.headers(),
                             "etag",
                             crate::codec::text,
@@ -1134,7 +1134,7 @@ pub struct CreateStreamCreated {
     pub stream_closed: bool,
 }
 /// Headers and body of the `429` answer to `createStream`.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct CreateStreamTooManyRequests {
     /// `Retry-After`: Seconds to wait before retrying a `429` or `503`.
     pub retry_after: Option<u64>,
@@ -1635,7 +1635,7 @@ pub struct AppendStreamNoContent {
     pub producer_seq: Option<u64>,
 }
 /// Headers and body of the `403` answer to `appendStream`.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct AppendStreamForbidden {
     /// `Producer-Epoch`: Producer epoch. On requests, the sender's epoch; on responses, the accepted epoch, or the current one when a stale epoch is fenced (`403`).
     pub producer_epoch: Option<u64>,
@@ -1643,7 +1643,7 @@ pub struct AppendStreamForbidden {
     pub problem: crate::types::Problem,
 }
 /// Headers and body of the `409` answer to `appendStream`.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct AppendStreamConflict {
     /// `Stream-Closed`: On requests, `true` closes the stream (after appending the body, if any). On responses, `true` when the stream is closed and the response reaches its final offset. Any other value reads as absent.
     pub stream_closed: bool,
@@ -1657,7 +1657,7 @@ pub struct AppendStreamConflict {
     pub problem: crate::types::Problem,
 }
 /// Headers and body of the `429` answer to `appendStream`.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct AppendStreamTooManyRequests {
     /// `Retry-After`: Seconds to wait before retrying a `429` or `503`.
     pub retry_after: Option<u64>,

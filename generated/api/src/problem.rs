@@ -13,6 +13,18 @@ use crate::types::Problem;
 /// The media type of error bodies.
 pub const PROBLEM_MEDIA_TYPE: &str = "application/problem+json";
 
+impl Default for Problem {
+    /// `500 Internal Server Error` without a detail.
+    fn default() -> Self {
+        Problem {
+            type_: "about:blank".to_owned(),
+            title: "Internal Server Error".to_owned(),
+            status: 500,
+            detail: None,
+        }
+    }
+}
+
 impl Problem {
     /// A problem with the given status and a detail for this request.
     pub fn new(status: StatusCode, detail: impl Into<String>) -> Self {

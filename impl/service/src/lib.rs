@@ -1,0 +1,412 @@
+//! The streams API of the generated handler traits, implemented once over
+//! the engine for every host. A host (the native server, a Durable Object)
+//! implements [`StreamHost`]: running engine operations in its transactions,
+//! waiting for wake-ups, producing SSE frames. [`StreamsService`] maps the
+//! generated typed requests onto it and its outcomes and errors onto each
+//! operation's documented responses. No HTTP parsing happens here: the
+//! generated router already applied the spec's grammar.
+
+use bytes::Bytes;
+use durable_streams_api::body::BodyStream;
+use durable_streams_api::operations::*;
+use durable_streams_api::types::Health;
+use durable_streams_api::{
+    ApiError, Body, ConfigApi, EstuaryApi, HealthApi, LegacyApi, Problem, RequestContext, StreamPath, StreamsApi,
+    SubscriptionsApi,
+};
+use durable_streams_engine::producer::ProducerHeaders;
+use durable_streams_engine::ttl::Expiry;
+use durable_streams_engine::{
+    etag, fork, AppendOutcome, AppendRequest, AppendStatus, CreateOutcome, CreateRequest, CreateStatus, DeleteOutcome,
+    HeadOutcome, Offset, ProtocolError, ReadFrom, ReadOutcome,
+};
+
+/// `Cache-Control` of catch-up chunks that do not reach the tail: immutable ranges.
+const CACHEABLE_CHUNK: &str = "public, max-age=60, stale-while-revalidate=300";
+
+/// One catch-up chunk with its rendered body.
+#[derive(Debug, Clone)]
+pub struct ReadChunk {
+    pub outcome: ReadOutcome,
+    pub body: Bytes,
+}
+
+/// Result of a long-poll.
+#[derive(Debug)]
+pub enum LongPoll {
+    /// Data, or the EOF of a closed stream (`outcome.closed` with no data).
+    Ready(ReadChunk),
+    /// Nothing arrived in time: 204 at `tail`.
+    TimedOut { tail: Offset, closed: bool },
+}
+
+/// A running SSE response: whether data is base64 and the framed events.
+pub struct SseStream {
+    pub base64: bool,
+    pub events: BodyStream,
+}
+
+/// What a host provides: the engine's operations in the host's
+/// transactions, plus waiting (long-poll) and SSE delivery.
+#[cfg_attr(target_arch = "wasm32", async_trait::async_trait(?Send))]
+#[cfg_attr(not(target_arch = "wasm32"), async_trait::async_trait)]
+pub trait StreamHost: durable_streams_api::context::MaybeSendSync {
+    async fn create(&self, request: CreateRequest) -> Result<CreateOutcome, ProtocolError>;
+    async fn append(&self, request: AppendRequest) -> Result<AppendOutcome, ProtocolError>;
+    async fn delete(&self, key: String) -> Result<DeleteOutcome, ProtocolError>;
+    async fn head(&self, key: String) -> Result<HeadOutcome, ProtocolError>;
+    /// A catch-up read; renews a sliding TTL.
+    async fn read(&self, key: &str, from: ReadFrom) -> Result<ReadChunk, ProtocolError>;
+    /// Data at `from` now, or wait up to the host's long-poll timeout.
+    async fn long_poll(&self, key: &str, from: ReadFrom) -> Result<LongPoll, ProtocolError>;
+    /// Start an SSE response; errors of the first read come back before any byte.
+    async fn sse(&self, key: &str, from: ReadFrom, client_cursor: Option<String>) -> Result<SseStream, ProtocolError>;
+    /// `Stream-Cursor` for a live response.
+    fn cursor(&self, client: Option<&str>) -> String;
+}
+
+/// The generated traits implemented over a [`StreamHost`].
+pub struct StreamsService<H> {
+    pub host: H,
+}
+
+impl<H> StreamsService<H> {
+    pub fn new(host: H) -> Self {
+        StreamsService { host }
+    }
+}
+
+/// The problem body of a refused request.
+fn problem(error: &ProtocolError) -> Problem {
+    Problem {
+        type_: "about:blank".to_owned(),
+        title: error.title().to_owned(),
+        status: error.status(),
+        detail: Some(error.to_string()),
+    }
+}
+
+/// Errors no operation documents (storage failures) become `503`.
+fn undocumented(error: &ProtocolError) -> ApiError {
+    ApiError::from(problem(error))
+}
+
+/// `Stream-Forked-From` names the source by path (`/v1/stream/p/s`), by
+/// absolute URL, or by name (`p/s`).
+fn fork_source_key(value: &str) -> Result<String, ProtocolError> {
+    let without_origin = match value.find("://") {
+        Some(scheme_end) => {
+            let rest = &value[scheme_end + 3..];
+            rest.find('/').map_or("", |slash| &rest[slash..])
+        }
+        None => value,
+    };
+    let path = without_origin.split(['?', '#']).next().unwrap_or_default();
+    let name = path.strip_prefix("/v1/stream/").unwrap_or(path.trim_start_matches('/'));
+    let decoded = percent_encoding::percent_decode_str(name).decode_utf8_lossy();
+    StreamPath::parse(&decoded)
+        .map(|p| p.key())
+        .map_err(|p| ProtocolError::bad_request(format!("invalid Stream-Forked-From: {}", p.detail.unwrap_or_default())))
+}
+
+fn read_from(offset: Option<&str>) -> Result<ReadFrom, ProtocolError> {
+    offset.map(ReadFrom::parse).transpose().map(|from| from.unwrap_or(ReadFrom::Start))
+}
+
+fn catch_up_response(key: &str, from: ReadFrom, chunk: ReadChunk, if_none_match: Option<&str>) -> ReadStreamResponse {
+    let o = &chunk.outcome;
+    let at_now = matches!(from, ReadFrom::Now);
+    let tag = (!at_now).then(|| etag::etag(key, o.start, o.next_offset, o.closed));
+    if let (Some(tag), Some(header)) = (&tag, if_none_match) {
+        if etag::if_none_match(header, tag) {
+            return ReadStreamResponse::NotModified(ReadStreamNotModified {
+                etag: Some(tag.clone()),
+                cache_control: None,
+            });
+        }
+    }
+    let cache_control = if at_now {
+        "no-store"
+    } else if o.has_data() && !o.up_to_date {
+        CACHEABLE_CHUNK
+    } else {
+        "no-cache"
+    };
+    ReadStreamResponse::Ok(ReadStreamOk {
+        content_type: Some(o.content_type.clone()),
+        stream_next_offset: Some(o.next_offset.to_string()),
+        stream_up_to_date: o.up_to_date,
+        stream_closed: o.closed,
+        stream_cursor: None,
+        etag: tag,
+        cache_control: Some(cache_control.to_owned()),
+        stream_sse_data_encoding: None,
+        body: Body::Full(chunk.body),
+    })
+}
+
+#[cfg_attr(target_arch = "wasm32", async_trait::async_trait(?Send))]
+#[cfg_attr(not(target_arch = "wasm32"), async_trait::async_trait)]
+impl<H: StreamHost> StreamsApi for StreamsService<H> {
+    async fn create_stream(
+        &self,
+        ctx: &RequestContext,
+        request: CreateStreamRequest,
+    ) -> Result<CreateStreamResponse, ApiError> {
+        let refuse = |error: ProtocolError| -> Result<CreateStreamResponse, ApiError> {
+            Ok(match error {
+                ProtocolError::BadRequest(_) => CreateStreamResponse::BadRequest(problem(&error)),
+                ProtocolError::NotFound => CreateStreamResponse::NotFound(problem(&error)),
+                ProtocolError::PayloadTooLarge { .. } => CreateStreamResponse::PayloadTooLarge(problem(&error)),
+                ProtocolError::Storage(_) => return Err(undocumented(&error)),
+                // Soft-deleted paths and sources, and every configuration clash, are conflicts.
+                _ => CreateStreamResponse::Conflict(Problem { status: 409, ..problem(&error) }),
+            })
+        };
+        let ttl = request.stream_ttl.map(|ttl| ttl.to_string());
+        let expiry = match Expiry::from_headers(ttl.as_deref(), request.stream_expires_at.as_deref()) {
+            Ok(expiry) => expiry,
+            Err(error) => return refuse(error),
+        };
+        let source = match request.stream_forked_from.as_deref().map(fork_source_key).transpose() {
+            Ok(source) => source,
+            Err(error) => return refuse(error),
+        };
+        let sub_offset = request.stream_fork_sub_offset.map(|v| v.to_string());
+        let fork = match fork::from_headers(source, request.stream_fork_offset.as_deref(), sub_offset.as_deref()) {
+            Ok(fork) => fork,
+            Err(error) => return refuse(error),
+        };
+        let create = CreateRequest {
+            key: request.stream.key(),
+            content_type: request.content_type,
+            expiry,
+            closed: request.stream_closed,
+            fork,
+            body: request.body,
+        };
+        let outcome = match self.host.create(create).await {
+            Ok(outcome) => outcome,
+            Err(error) => return refuse(error),
+        };
+        let next_offset = Some(outcome.next_offset.to_string());
+        Ok(match outcome.status {
+            CreateStatus::Created => CreateStreamResponse::Created(CreateStreamCreated {
+                location: Some(format!("{}/v1/stream/{}", ctx.base_url, request.stream.to_url_path())),
+                content_type: Some(outcome.content_type),
+                stream_next_offset: next_offset,
+                stream_closed: outcome.closed,
+            }),
+            CreateStatus::Exists => CreateStreamResponse::Ok(CreateStreamOk {
+                content_type: Some(outcome.content_type),
+                stream_next_offset: next_offset,
+                stream_closed: outcome.closed,
+            }),
+        })
+    }
+
+    async fn append_stream(
+        &self,
+        _ctx: &RequestContext,
+        request: AppendStreamRequest,
+    ) -> Result<AppendStreamResponse, ApiError> {
+        let refuse = |error: ProtocolError| -> Result<AppendStreamResponse, ApiError> {
+            let body = problem(&error);
+            Ok(match error {
+                ProtocolError::BadRequest(_) => AppendStreamResponse::BadRequest(body),
+                ProtocolError::NotFound => AppendStreamResponse::NotFound(body),
+                ProtocolError::Gone => AppendStreamResponse::Gone(body),
+                ProtocolError::PayloadTooLarge { .. } => AppendStreamResponse::PayloadTooLarge(body),
+                ProtocolError::ProducerFenced { current_epoch } => {
+                    AppendStreamResponse::Forbidden(AppendStreamForbidden { producer_epoch: Some(current_epoch), problem: body })
+                }
+                ProtocolError::StreamClosed { next_offset } => AppendStreamResponse::Conflict(AppendStreamConflict {
+                    stream_closed: true,
+                    stream_next_offset: Some(next_offset.to_string()),
+                    problem: body,
+                    ..Default::default()
+                }),
+                ProtocolError::ProducerSeqGap { expected, received } => {
+                    AppendStreamResponse::Conflict(AppendStreamConflict {
+                        producer_expected_seq: Some(expected),
+                        producer_received_seq: Some(received),
+                        problem: body,
+                        ..Default::default()
+                    })
+                }
+                ProtocolError::Storage(_) => return Err(undocumented(&error)),
+                _ => AppendStreamResponse::Conflict(AppendStreamConflict { problem: body, ..Default::default() }),
+            })
+        };
+        let epoch = request.producer_epoch.map(|v| v.to_string());
+        let seq = request.producer_seq.map(|v| v.to_string());
+        let producer = match ProducerHeaders::from_headers(request.producer_id.as_deref(), epoch.as_deref(), seq.as_deref()) {
+            Ok(producer) => producer,
+            Err(error) => return refuse(error),
+        };
+        let with_producer = producer.is_some();
+        let append = AppendRequest {
+            key: request.stream.key(),
+            content_type: request.content_type,
+            body: request.body,
+            close: request.stream_closed,
+            stream_seq: request.stream_seq,
+            producer,
+        };
+        let outcome = match self.host.append(append).await {
+            Ok(outcome) => outcome,
+            Err(error) => return refuse(error),
+        };
+        let new_batch = matches!(outcome.status, AppendStatus::Appended | AppendStatus::Closed);
+        let next_offset = (outcome.status != AppendStatus::Duplicate).then(|| outcome.next_offset.to_string());
+        let (producer_epoch, producer_seq) = match outcome.producer {
+            Some(ack) => (Some(ack.epoch), Some(ack.seq)),
+            None => (None, None),
+        };
+        Ok(if with_producer && new_batch {
+            AppendStreamResponse::Ok(AppendStreamOk {
+                stream_next_offset: next_offset,
+                stream_closed: outcome.closed,
+                producer_epoch,
+                producer_seq,
+            })
+        } else {
+            AppendStreamResponse::NoContent(AppendStreamNoContent {
+                stream_next_offset: next_offset,
+                stream_closed: outcome.closed,
+                producer_epoch,
+                producer_seq,
+            })
+        })
+    }
+
+    async fn read_stream(&self, _ctx: &RequestContext, request: ReadStreamRequest) -> Result<ReadStreamResponse, ApiError> {
+        let refuse = |error: ProtocolError| -> Result<ReadStreamResponse, ApiError> {
+            let body = problem(&error);
+            Ok(match error {
+                ProtocolError::BadRequest(_) => ReadStreamResponse::BadRequest(body),
+                ProtocolError::NotFound => ReadStreamResponse::NotFound(body),
+                ProtocolError::Gone => ReadStreamResponse::Gone(body),
+                _ => return Err(undocumented(&error)),
+            })
+        };
+        let key = request.stream.key();
+        if request.live.is_some() && request.offset.is_none() {
+            return refuse(ProtocolError::bad_request("live reads require the `offset` query parameter"));
+        }
+        let from = match read_from(request.offset.as_deref()) {
+            Ok(from) => from,
+            Err(error) => return refuse(error),
+        };
+        match request.live {
+            None => match self.host.read(&key, from).await {
+                Ok(chunk) => Ok(catch_up_response(&key, from, chunk, request.if_none_match.as_deref())),
+                Err(error) => refuse(error),
+            },
+            Some(LiveMode::LongPoll) => {
+                let cursor = self.host.cursor(request.cursor.as_deref());
+                let cursor_value = cursor.parse::<u64>().ok();
+                match self.host.long_poll(&key, from).await {
+                    Ok(LongPoll::Ready(chunk)) if chunk.outcome.has_data() => {
+                        let mut response = catch_up_response(&key, from, chunk, None);
+                        if let ReadStreamResponse::Ok(ok) = &mut response {
+                            ok.stream_cursor = cursor_value;
+                            ok.cache_control = Some("no-cache".to_owned());
+                        }
+                        Ok(response)
+                    }
+                    Ok(LongPoll::Ready(chunk)) => Ok(ReadStreamResponse::NoContent(ReadStreamNoContent {
+                        stream_next_offset: Some(chunk.outcome.next_offset.to_string()),
+                        stream_up_to_date: true,
+                        stream_closed: chunk.outcome.closed,
+                        stream_cursor: (!chunk.outcome.closed).then_some(cursor_value).flatten(),
+                        cache_control: Some("no-store".to_owned()),
+                    })),
+                    Ok(LongPoll::TimedOut { tail, closed }) => Ok(ReadStreamResponse::NoContent(ReadStreamNoContent {
+                        stream_next_offset: Some(tail.to_string()),
+                        stream_up_to_date: true,
+                        stream_closed: closed,
+                        stream_cursor: (!closed).then_some(cursor_value).flatten(),
+                        cache_control: Some("no-store".to_owned()),
+                    })),
+                    Err(error) => refuse(error),
+                }
+            }
+            Some(LiveMode::Sse) => match self.host.sse(&key, from, request.cursor.clone()).await {
+                Ok(sse) => {
+                    Ok(ReadStreamResponse::Ok(ReadStreamOk {
+                        content_type: Some("text/event-stream".to_owned()),
+                        cache_control: Some("no-cache".to_owned()),
+                        stream_sse_data_encoding: sse.base64.then(|| "base64".to_owned()),
+                        body: Body::Stream(sse.events),
+                        ..Default::default()
+                    }))
+                }
+                Err(error) => refuse(error),
+            },
+        }
+    }
+
+    async fn head_stream(&self, _ctx: &RequestContext, request: HeadStreamRequest) -> Result<HeadStreamResponse, ApiError> {
+        match self.host.head(request.stream.key()).await {
+            Ok(head) => {
+                let (stream_ttl, stream_expires_at) = match head.expiry {
+                    Expiry::Never => (None, None),
+                    Expiry::Ttl { seconds } => (Some(seconds), None),
+                    Expiry::ExpiresAt { raw, .. } => (None, Some(raw)),
+                };
+                Ok(HeadStreamResponse::Ok(HeadStreamOk {
+                    content_type: Some(head.content_type),
+                    stream_next_offset: Some(head.next_offset.to_string()),
+                    stream_ttl,
+                    stream_expires_at,
+                    stream_closed: head.closed,
+                    cache_control: Some("no-store".to_owned()),
+                }))
+            }
+            Err(ProtocolError::NotFound) => Ok(HeadStreamResponse::NotFound),
+            Err(ProtocolError::Gone) => Ok(HeadStreamResponse::Gone),
+            Err(error) => Err(undocumented(&error)),
+        }
+    }
+
+    async fn delete_stream(
+        &self,
+        _ctx: &RequestContext,
+        request: DeleteStreamRequest,
+    ) -> Result<DeleteStreamResponse, ApiError> {
+        match self.host.delete(request.stream.key()).await {
+            Ok(_) => Ok(DeleteStreamResponse::NoContent),
+            Err(error @ ProtocolError::NotFound) => Ok(DeleteStreamResponse::NotFound(problem(&error))),
+            Err(error @ ProtocolError::Gone) => Ok(DeleteStreamResponse::Gone(problem(&error))),
+            Err(error) => Err(undocumented(&error)),
+        }
+    }
+}
+
+#[cfg_attr(target_arch = "wasm32", async_trait::async_trait(?Send))]
+#[cfg_attr(not(target_arch = "wasm32"), async_trait::async_trait)]
+impl<H: StreamHost> HealthApi for StreamsService<H> {
+    async fn get_health(&self, _ctx: &RequestContext, _request: GetHealthRequest) -> Result<GetHealthResponse, ApiError> {
+        Ok(GetHealthResponse::Ok(Health { status: "ok".to_owned() }))
+    }
+}
+
+impl<H: StreamHost> SubscriptionsApi for StreamsService<H> {}
+impl<H: StreamHost> EstuaryApi for StreamsService<H> {}
+impl<H: StreamHost> LegacyApi for StreamsService<H> {}
+impl<H: StreamHost> ConfigApi for StreamsService<H> {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fork_sources_by_path_url_or_name() {
+        assert_eq!(fork_source_key("/v1/stream/p/s").unwrap(), "p/s");
+        assert_eq!(fork_source_key("http://127.0.0.1:1/v1/stream/solo").unwrap(), "_default/solo");
+        assert_eq!(fork_source_key("p/s%2Fx").unwrap(), "p/s/x");
+        assert_eq!(fork_source_key("solo").unwrap(), "_default/solo");
+        assert!(fork_source_key("/v1/stream/a//b").is_err());
+    }
+}
