@@ -183,18 +183,18 @@ mod tests {
     #[test]
     fn transaction_rolls_back_on_error() {
         let db = rusqlite::Connection::open_in_memory().unwrap();
-        db.execute("CREATE TABLE t (v INTEGER)", &[]).unwrap();
-        let r: Result<(), StorageError> = db.transaction(|| {
-            db.execute("INSERT INTO t VALUES (?1)", &[Value::Int(1)])?;
+        SqlExecutor::execute(&db, "CREATE TABLE t (v INTEGER)", &[]).unwrap();
+        let r: Result<(), StorageError> = SqlExecutor::transaction(&db, || {
+            SqlExecutor::execute(&db, "INSERT INTO t VALUES (?1)", &[Value::Int(1)])?;
             Err(StorageError::new("boom"))
         });
         assert!(r.is_err());
-        let ok: Result<(), StorageError> = db.transaction(|| {
-            db.execute("INSERT INTO t VALUES (?1)", &[Value::Int(2)])?;
+        let ok: Result<(), StorageError> = SqlExecutor::transaction(&db, || {
+            SqlExecutor::execute(&db, "INSERT INTO t VALUES (?1)", &[Value::Int(2)])?;
             Ok(())
         });
         assert!(ok.is_ok());
-        let rows = db.query("SELECT v FROM t", &[]).unwrap();
+        let rows = SqlExecutor::query(&db, "SELECT v FROM t", &[]).unwrap();
         assert_eq!(rows, vec![Row(vec![Value::Int(2)])]);
     }
 }
