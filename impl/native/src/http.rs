@@ -1,6 +1,6 @@
 //! The HTTP edge of the native host: axum accepts connections, every request
 //! goes through the generated service (routing, grammar, CORS, always-sent
-//! headers) into [`NativeApi`]. Bodies are collected up to the configured
+//! headers) into the streams service over [`NativeHost`]. Bodies are collected up to the configured
 //! limit (`413` beyond it) before routing; streamed answers (SSE) stay
 //! streamed.
 
@@ -16,11 +16,13 @@ use durable_streams_api::{Body, Problem, RequestContext, ServiceConfig};
 use futures::TryStreamExt;
 use http_body_util::{BodyExt, Limited};
 
-use crate::api::NativeApi;
+use durable_streams_service::StreamsService;
+
+use crate::host::NativeHost;
 
 /// Shared state of the HTTP edge.
 pub struct HttpState {
-    pub api: NativeApi,
+    pub api: StreamsService<NativeHost>,
     pub service: ServiceConfig,
     /// Largest request body accepted, in bytes.
     pub max_body_bytes: usize,
@@ -30,7 +32,7 @@ pub struct HttpState {
 }
 
 impl HttpState {
-    pub fn new(api: NativeApi, service: ServiceConfig, max_body_bytes: usize, public_base_url: Option<String>) -> Self {
+    pub fn new(api: StreamsService<NativeHost>, service: ServiceConfig, max_body_bytes: usize, public_base_url: Option<String>) -> Self {
         let seed = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0);
         HttpState { api, service, max_body_bytes, public_base_url, next_request: AtomicU64::new(seed << 16) }
     }

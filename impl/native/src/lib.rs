@@ -8,11 +8,14 @@
 //! * [`segments`] — cold segments in a local directory, and the rotation / expiry sweeps.
 //! * [`service`] — the host's domain facade: create/append/read/head/delete, long-poll and SSE
 //!   loops. Independent of HTTP parsing.
-//! * [`http_adapter`] — ALL HTTP parsing and mapping (axum). Replaceable by a generated router.
+//! * [`http`] — the HTTP edge (axum): every request goes through the generated service
+//!   (`durable-streams-api`) into the streams API of `durable-streams-service`.
+//! * [`host`] — [`service::Service`] as that API's `StreamHost`.
 //! * [`config`] — limits and settings.
 
 pub mod config;
-pub mod http_adapter;
+pub mod host;
+pub mod http;
 pub mod readers;
 pub mod segments;
 pub mod service;

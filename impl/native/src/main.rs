@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use durable_streams_server::config::{Durability, ServerConfig};
-use durable_streams_server::{http_adapter, service::Service};
+use durable_streams_server::host::NativeHost;
+use durable_streams_server::http::{self, HttpState};
+use durable_streams_server::service::Service;
 
 #[derive(Parser)]
 #[command(name = "durable-streams", version, about = "Durable Streams server")]
@@ -85,7 +87,10 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     let (service, writer_thread) = Service::start(config).map_err(|e| e.to_string())?;
     let listener = tokio::net::TcpListener::bind(args.listen).await.map_err(|e| format!("{}: {e}", args.listen))?;
     tracing::info!(listen = %args.listen, data_dir = %service.config.data_dir.display(), "durable-streams listening");
-    let app = http_adapter::router(service.clone());
+    let api = durable_streams_service::StreamsService::new(NativeHost(service.clone()));
+    let service_config = durable_streams_api::ServiceConfig { cors: durable_streams_api::CorsOrigins::Any };
+    let max_body_bytes = usize::try_from(args.max_append_bytes).unwrap_or(usize::MAX);
+    let app = http::router(std::sync::Arc::new(HttpState::new(api, service_config, max_body_bytes, None)));
     let svc = service.clone();
     axum::serve(listener, app)
         .with_graceful_shutdown(async move {
