@@ -17,7 +17,7 @@ use durable_streams_api::{
 use durable_streams_engine::producer::ProducerHeaders;
 use durable_streams_engine::ttl::Expiry;
 use durable_streams_engine::{
-    etag, fork, AppendOutcome, AppendRequest, AppendStatus, CreateOutcome, CreateRequest, CreateStatus, DeleteOutcome,
+    etag, fork, stream_seq, AppendOutcome, AppendRequest, AppendStatus, CreateOutcome, CreateRequest, CreateStatus, DeleteOutcome,
     HeadOutcome, Offset, ProtocolError, ReadFrom, ReadOutcome,
 };
 
@@ -126,11 +126,11 @@ fn catch_up_response(key: &str, from: ReadFrom, chunk: ReadChunk, if_none_match:
         }
     }
     let cache_control = if at_now {
-        "no-store"
+        Some("no-store")
     } else if o.has_data() && !o.up_to_date {
-        CACHEABLE_CHUNK
+        Some(CACHEABLE_CHUNK)
     } else {
-        "no-cache"
+        None
     };
     ReadStreamResponse::Ok(ReadStreamOk {
         content_type: Some(o.content_type.clone()),
@@ -139,7 +139,7 @@ fn catch_up_response(key: &str, from: ReadFrom, chunk: ReadChunk, if_none_match:
         stream_closed: o.closed,
         stream_cursor: None,
         etag: tag,
-        cache_control: Some(cache_control.to_owned()),
+        cache_control: cache_control.map(str::to_owned),
         stream_sse_data_encoding: None,
         body: Body::Full(chunk.body),
     })
@@ -250,15 +250,20 @@ impl<H: StreamHost> StreamsApi for StreamsService<H> {
             content_type: request.content_type,
             body: request.body,
             close: request.stream_closed,
-            stream_seq: request.stream_seq,
+            stream_seq: match request.stream_seq.as_deref().map(stream_seq::parse).transpose() {
+                Ok(seq) => seq,
+                Err(error) => return refuse(error),
+            },
             producer,
         };
         let outcome = match self.host.append(append).await {
             Ok(outcome) => outcome,
             Err(error) => return refuse(error),
         };
-        let new_batch = matches!(outcome.status, AppendStatus::Appended | AppendStatus::Closed);
-        let next_offset = (outcome.status != AppendStatus::Duplicate).then(|| outcome.next_offset.to_string());
+        // 200 marks a new idempotent-producer batch; a close-only, a duplicate
+        // and every append without producer headers answer 204.
+        let new_batch = outcome.status == AppendStatus::Appended;
+        let next_offset = Some(outcome.next_offset.to_string());
         let (producer_epoch, producer_seq) = match outcome.producer {
             Some(ack) => (Some(ack.epoch), Some(ack.seq)),
             None => (None, None),
@@ -308,10 +313,10 @@ impl<H: StreamHost> StreamsApi for StreamsService<H> {
                 let cursor_value = cursor.parse::<u64>().ok();
                 match self.host.long_poll(&key, from).await {
                     Ok(LongPoll::Ready(chunk)) if chunk.outcome.has_data() => {
-                        let mut response = catch_up_response(&key, from, chunk, None);
+                        let mut response =
+                            catch_up_response(&key, ReadFrom::Start, chunk, request.if_none_match.as_deref());
                         if let ReadStreamResponse::Ok(ok) = &mut response {
                             ok.stream_cursor = cursor_value;
-                            ok.cache_control = Some("no-cache".to_owned());
                         }
                         Ok(response)
                     }
@@ -320,14 +325,14 @@ impl<H: StreamHost> StreamsApi for StreamsService<H> {
                         stream_up_to_date: true,
                         stream_closed: chunk.outcome.closed,
                         stream_cursor: (!chunk.outcome.closed).then_some(cursor_value).flatten(),
-                        cache_control: Some("no-store".to_owned()),
+                        cache_control: None,
                     })),
                     Ok(LongPoll::TimedOut { tail, closed }) => Ok(ReadStreamResponse::NoContent(ReadStreamNoContent {
                         stream_next_offset: Some(tail.to_string()),
                         stream_up_to_date: true,
                         stream_closed: closed,
                         stream_cursor: (!closed).then_some(cursor_value).flatten(),
-                        cache_control: Some("no-store".to_owned()),
+                        cache_control: None,
                     })),
                     Err(error) => refuse(error),
                 }
