@@ -76,6 +76,7 @@ fn acknowledged_appends_survive_kill_9() {
     let logs = logs.lock().unwrap().clone();
     let total: usize = logs.iter().map(|l| l.acked.len()).sum();
     assert!(total > 50, "too few appends acknowledged before the crash: {total}");
+    eprintln!("{total} appends acknowledged by {PRODUCERS} producers before kill -9");
 
     let server = Server::start(&dir, &["--durability", "fsync"]);
     let (data, offsets) = read_all(&server, PATH, "-1");
