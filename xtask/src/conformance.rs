@@ -1,4 +1,4 @@
-//! `cargo xtask conformance [native|node] [--url URL] [--subscriptions]`
+//! `cargo xtask conformance [native|node|worker] [--url URL] [--subscriptions]`
 //!
 //! Runs the official suite (tests/conformance/conformance.test.mjs, vitest)
 //! against a server we start, or against `--url`. Prints one line
@@ -22,9 +22,23 @@ pub fn cli(args: Vec<String>) -> Result<()> {
     util::ensure_npm()?;
     let summary = match url {
         Some(url) => run_suite(&target, &url, subscriptions)?,
+        None if target == "worker" => {
+            // The Workers host under `wrangler dev`, fresh local state, 500 ms long-poll.
+            let state = TempDir::new("ds-wrangler-state")?;
+            let log = state.path().join("wrangler.log");
+            let opts = crate::worker::DevOpts {
+                port: util::free_port()?,
+                persist_to: Some(state.path().join("state")),
+                vars: vec![("LONG_POLL_TIMEOUT_MS".to_owned(), servers::LONG_POLL_TIMEOUT_MS.to_string())],
+                log: Some(log.clone()),
+            };
+            let mut dev = crate::worker::start(&opts)
+                .with_context(|| format!("wrangler dev failed; its log: {}", log.display()))?;
+            let result = run_suite(&target, &dev.base_url(), subscriptions);
+            dev.stop();
+            result?
+        }
         None => {
-            // A `worker` target (wrangler dev) slots in here: a ServerKind
-            // whose prepare() runs worker-build and start() runs wrangler.
             let kind = ServerKind::parse(&target)?;
             let prepared = servers::prepare(kind)?;
             let opts = StartOpts { webhooks: subscriptions, ..Default::default() };

@@ -30,6 +30,7 @@ commands:
                              @durable-streams/server-conformance-tests 0.3.6)
       TARGET                 native (default): build and start our binary
                              node: the Node reference server (harness check)
+                             worker: the Workers host under `wrangler dev`
       --url URL              run against an already-running server instead
       --subscriptions        also run the reserved __ds subscription tests
   bench [native]             benchmark native vs Node reference vs upstream Rust

@@ -9,6 +9,8 @@
 //!   service over the engine.
 
 mod bridge;
+mod do_sql;
+mod stream_do;
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -78,6 +80,12 @@ struct Edge {
 
 impl Edge {
     async fn forward(&self, stream: &StreamPath, request: http::Request<Bytes>) -> Result<http::Response<Bytes>, ApiError> {
+        let response = self.fetch_object(stream, request).await?;
+        bridge::response_into_http(response).await.map_err(internal)
+    }
+
+    /// Sends a request to the stream's object, with the edge's context headers.
+    async fn fetch_object(&self, stream: &StreamPath, request: http::Request<Bytes>) -> Result<Response, ApiError> {
         let (mut parts, body) = request.into_parts();
         if let Ok(value) = http::HeaderValue::from_str(&self.base_url) {
             parts.headers.insert(BASE_URL_HEADER, value);
@@ -88,35 +96,86 @@ impl Edge {
         let request = bridge::request_from_http(http::Request::from_parts(parts, body)).map_err(internal)?;
         let namespace = self.env.durable_object(STREAMS_BINDING).map_err(internal)?;
         let stub = namespace.get_by_name(&stream.key()).map_err(internal)?;
-        let response = stub.fetch_with_request(request).await.map_err(internal)?;
-        bridge::response_into_http(response).await.map_err(internal)
+        stub.fetch_with_request(request).await.map_err(internal)
     }
 }
 
-macro_rules! forward_to_stream {
-    ($($method:ident($request:ty) -> $response:ty;)*) => {
-        #[async_trait(?Send)]
-        impl StreamsApi for Edge {
-            $(
-                async fn $method(&self, _ctx: &RequestContext, request: $request) -> Result<$response, ApiError> {
-                    let stream = request.stream.clone();
-                    let request = request.into_http(INTERNAL_BASE).map_err(internal)?;
-                    let response = self.forward(&stream, request).await?;
-                    let status = response.status();
-                    let body = response.body().clone();
-                    <$response>::from_http(response).map_err(|error| passthrough(status, &body, error))
-                }
-            )*
-        }
-    };
+impl Edge {
+    /// Forwards a typed request to the stream's object and decodes its typed
+    /// answer; statuses the operation does not document pass through.
+    async fn call<Resp>(
+        &self,
+        stream: &StreamPath,
+        request: Result<http::Request<Bytes>, http::Error>,
+        decode: fn(http::Response<Bytes>) -> Result<Resp, durable_streams_api::codec::DecodeError>,
+    ) -> Result<Resp, ApiError> {
+        let response = self.forward(stream, request.map_err(internal)?).await?;
+        let status = response.status();
+        let body = response.body().clone();
+        decode(response).map_err(|error| passthrough(status, &body, error))
+    }
 }
 
-forward_to_stream! {
-    create_stream(CreateStreamRequest) -> CreateStreamResponse;
-    append_stream(AppendStreamRequest) -> AppendStreamResponse;
-    read_stream(ReadStreamRequest) -> ReadStreamResponse;
-    head_stream(HeadStreamRequest) -> HeadStreamResponse;
-    delete_stream(DeleteStreamRequest) -> DeleteStreamResponse;
+#[async_trait(?Send)]
+impl StreamsApi for Edge {
+    async fn create_stream(&self, _ctx: &RequestContext, request: CreateStreamRequest) -> Result<CreateStreamResponse, ApiError> {
+        let stream = request.stream.clone();
+        self.call(&stream, request.into_http(INTERNAL_BASE), CreateStreamResponse::from_http).await
+    }
+
+    async fn append_stream(&self, _ctx: &RequestContext, request: AppendStreamRequest) -> Result<AppendStreamResponse, ApiError> {
+        let stream = request.stream.clone();
+        self.call(&stream, request.into_http(INTERNAL_BASE), AppendStreamResponse::from_http).await
+    }
+
+    async fn read_stream(&self, _ctx: &RequestContext, request: ReadStreamRequest) -> Result<ReadStreamResponse, ApiError> {
+        if request.live == Some(LiveMode::Sse) {
+            return self.read_sse(request).await;
+        }
+        let stream = request.stream.clone();
+        self.call(&stream, request.into_http(INTERNAL_BASE), ReadStreamResponse::from_http).await
+    }
+
+    async fn head_stream(&self, _ctx: &RequestContext, request: HeadStreamRequest) -> Result<HeadStreamResponse, ApiError> {
+        let stream = request.stream.clone();
+        self.call(&stream, request.into_http(INTERNAL_BASE), HeadStreamResponse::from_http).await
+    }
+
+    async fn delete_stream(&self, _ctx: &RequestContext, request: DeleteStreamRequest) -> Result<DeleteStreamResponse, ApiError> {
+        let stream = request.stream.clone();
+        self.call(&stream, request.into_http(INTERNAL_BASE), DeleteStreamResponse::from_http).await
+    }
+}
+
+impl Edge {
+    /// SSE: the object's streamed answer is passed through chunk by chunk.
+    async fn read_sse(&self, request: ReadStreamRequest) -> Result<ReadStreamResponse, ApiError> {
+        let stream = request.stream.clone();
+        let request = request.into_http(INTERNAL_BASE).map_err(internal)?;
+        let mut response = self.fetch_object(&stream, request).await?;
+        if response.status_code() != 200 {
+            let response = bridge::response_into_http(response).await.map_err(internal)?;
+            let status = response.status();
+            let body = response.body().clone();
+            return ReadStreamResponse::from_http(response).map_err(|error| passthrough(status, &body, error));
+        }
+        let header = |name: &str| response.headers().get(name).ok().flatten();
+        let base64 = header("stream-sse-data-encoding");
+        let events = response.stream().map_err(internal)?;
+        use futures::StreamExt;
+        let events = events.map(|chunk| {
+            chunk
+                .map(Bytes::from)
+                .map_err(|e| Box::new(std::io::Error::other(e.to_string())) as durable_streams_api::body::BodyError)
+        });
+        Ok(ReadStreamResponse::Ok(ReadStreamOk {
+            content_type: Some("text/event-stream".to_owned()),
+            cache_control: Some("no-cache".to_owned()),
+            stream_sse_data_encoding: base64,
+            body: durable_streams_api::Body::stream(events),
+            ..Default::default()
+        }))
+    }
 }
 
 #[async_trait(?Send)]
@@ -161,29 +220,33 @@ pub async fn fetch(request: Request, env: Env, _ctx: Context) -> worker::Result<
 /// One Durable Object per stream: the sequencer.
 #[durable_object]
 pub struct StreamDO {
-    state: State,
-    env: Env,
+    host: Result<stream_do::DoHost, String>,
 }
 
-/// The Durable Object's implementation of the stream APIs.
-struct StreamObject<'a> {
-    state: &'a State,
+fn var_ms(env: &Env, name: &str, default: u64) -> u64 {
+    env.var(name).ok().and_then(|v| v.to_string().parse().ok()).unwrap_or(default)
 }
-
-impl StreamsApi for StreamObject<'_> {}
-impl HealthApi for StreamObject<'_> {}
-impl SubscriptionsApi for StreamObject<'_> {}
-impl EstuaryApi for StreamObject<'_> {}
-impl LegacyApi for StreamObject<'_> {}
-impl ConfigApi for StreamObject<'_> {}
 
 impl DurableObject for StreamDO {
     fn new(state: State, env: Env) -> Self {
-        StreamDO { state, env }
+        let settings = stream_do::DoSettings {
+            long_poll_timeout_ms: var_ms(&env, "LONG_POLL_TIMEOUT_MS", 30_000),
+            sse_reconnect_ms: var_ms(&env, "SSE_RECONNECT_MS", 60_000),
+        };
+        let host = do_sql::DoSql::new(&state.storage())
+            .and_then(|sql| stream_do::DoHost::new(sql, settings))
+            .map_err(|e| e.to_string());
+        StreamDO { host }
     }
 
     async fn fetch(&self, request: Request) -> worker::Result<Response> {
-        let _ = &self.env;
+        let host = match &self.host {
+            Ok(host) => host.clone(),
+            Err(error) => {
+                let problem = Problem::unavailable(format!("stream object failed to start: {error}"));
+                return bridge::from_http(durable_streams_api::problem::problem_response(&problem, http::HeaderMap::new()));
+            }
+        };
         let request = match bridge::into_http(request, MAX_BODY_BYTES).await {
             Ok(request) => request,
             Err(problem) => {
@@ -192,8 +255,8 @@ impl DurableObject for StreamDO {
         };
         let header = |name: &str| request.headers().get(name).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
         let ctx = RequestContext::new(header(REQUEST_ID_HEADER), now_ms(), header(BASE_URL_HEADER));
-        let object = StreamObject { state: &self.state };
-        let response = durable_streams_api::handle(&object, &ServiceConfig::default(), ctx, request).await;
+        let service = durable_streams_service::StreamsService::new(host);
+        let response = durable_streams_api::handle(&service, &ServiceConfig::default(), ctx, request).await;
         bridge::from_http(response)
     }
 }
