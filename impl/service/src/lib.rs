@@ -93,7 +93,7 @@ fn undocumented(error: &ProtocolError) -> ApiError {
 
 /// `Stream-Forked-From` names the source by path (`/v1/stream/p/s`), by
 /// absolute URL, or by name (`p/s`).
-fn fork_source_key(value: &str) -> Result<String, ProtocolError> {
+pub fn fork_source_key(value: &str) -> Result<String, ProtocolError> {
     let without_origin = match value.find("://") {
         Some(scheme_end) => {
             let rest = &value[scheme_end + 3..];

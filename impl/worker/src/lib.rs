@@ -217,14 +217,92 @@ pub async fn fetch(request: Request, env: Env, _ctx: Context) -> worker::Result<
     bridge::from_http(response)
 }
 
+/// Marks a fork creation forwarded to the source's object.
+const FAMILY_CREATE_HEADER: &str = "x-ds-internal-family-create";
+/// The object that answers for a fork family (set on forwarded requests, echoed back).
+const FAMILY_ROOT_HEADER: &str = "x-ds-internal-family-root";
+
 /// One Durable Object per stream: the sequencer.
+///
+/// Forks: a fork and its source share one object, the family's — the
+/// engine keeps a whole family in one SQLite database. The fork's own
+/// object records an alias and forwards every request for the fork there.
 #[durable_object]
 pub struct StreamDO {
     host: Result<stream_do::DoHost, String>,
+    env: Env,
 }
 
 fn var_ms(env: &Env, name: &str, default: u64) -> u64 {
     env.var(name).ok().and_then(|v| v.to_string().parse().ok()).unwrap_or(default)
+}
+
+fn error_response(problem: &Problem) -> worker::Result<Response> {
+    bridge::from_http(durable_streams_api::problem::problem_response(problem, http::HeaderMap::new()))
+}
+
+/// The stream key a request addresses, if it is a stream operation.
+fn stream_key(request: &http::Request<Bytes>) -> Option<String> {
+    match durable_streams_api::router::match_route(request.method(), request.uri().path()) {
+        Ok(durable_streams_api::router::RouteMatch::Found { operation, params }) if operation.tag() == "streams" => {
+            StreamPath::parse(params.get("stream")?).ok().map(|path| path.key())
+        }
+        _ => None,
+    }
+}
+
+impl StreamDO {
+    /// Sends `request` to the object named `root`, marking it as the family root.
+    async fn forward(&self, root: &str, mut request: http::Request<Bytes>) -> worker::Result<Response> {
+        if let Ok(value) = http::HeaderValue::from_str(root) {
+            request.headers_mut().insert(FAMILY_ROOT_HEADER, value);
+        }
+        let stub = self.env.durable_object(STREAMS_BINDING)?.get_by_name(root)?;
+        stub.fetch_with_request(bridge::request_from_http(request)?).await
+    }
+
+    /// Routes a request to the object that holds its stream: an alias, a
+    /// fork creation for a source held elsewhere, or this object.
+    /// `Err(request)` when this object answers it itself.
+    async fn route(
+        &self,
+        host: &stream_do::DoHost,
+        request: http::Request<Bytes>,
+    ) -> worker::Result<Result<Response, http::Request<Bytes>>> {
+        let Some(key) = stream_key(&request) else { return Ok(Err(request)) };
+        let family_create = request.headers().contains_key(FAMILY_CREATE_HEADER);
+        let forked_from = request
+            .headers()
+            .get("stream-forked-from")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| durable_streams_service::fork_source_key(v).ok());
+        let storage = |e: durable_streams_engine::StorageError| worker::Error::RustError(e.to_string());
+        if family_create {
+            // The source's object: send it on to the family root if the source moved there.
+            let Some(source) = forked_from else { return Ok(Err(request)) };
+            return match host.alias_of(&source).map_err(storage)? {
+                Some(root) => self.forward(&root, request).await.map(Ok),
+                None => Ok(Err(request)),
+            };
+        }
+        if let Some(root) = host.alias_of(&key).map_err(storage)? {
+            return self.forward(&root, request).await.map(Ok);
+        }
+        let Some(source) = forked_from else { return Ok(Err(request)) };
+        if request.method() != http::Method::PUT || host.holds(&key).map_err(storage)? || host.holds(&source).map_err(storage)? {
+            return Ok(Err(request));
+        }
+        // A fork of a stream held elsewhere: create it in the source's family.
+        let mut request = request;
+        request.headers_mut().insert(FAMILY_CREATE_HEADER, http::HeaderValue::from_static("1"));
+        let response = self.forward(&source, request).await?;
+        if matches!(response.status_code(), 200 | 201) {
+            if let Some(root) = response.headers().get(FAMILY_ROOT_HEADER)? {
+                host.set_alias(&key, &root).map_err(storage)?;
+            }
+        }
+        Ok(Ok(response))
+    }
 }
 
 impl DurableObject for StreamDO {
@@ -236,27 +314,31 @@ impl DurableObject for StreamDO {
         let host = do_sql::DoSql::new(&state.storage())
             .and_then(|sql| stream_do::DoHost::new(sql, settings))
             .map_err(|e| e.to_string());
-        StreamDO { host }
+        StreamDO { host, env }
     }
 
     async fn fetch(&self, request: Request) -> worker::Result<Response> {
         let host = match &self.host {
             Ok(host) => host.clone(),
-            Err(error) => {
-                let problem = Problem::unavailable(format!("stream object failed to start: {error}"));
-                return bridge::from_http(durable_streams_api::problem::problem_response(&problem, http::HeaderMap::new()));
-            }
+            Err(error) => return error_response(&Problem::unavailable(format!("stream object failed to start: {error}"))),
         };
         let request = match bridge::into_http(request, MAX_BODY_BYTES).await {
             Ok(request) => request,
-            Err(problem) => {
-                return bridge::from_http(durable_streams_api::problem::problem_response(&problem, http::HeaderMap::new()))
-            }
+            Err(problem) => return error_response(&problem),
         };
+        let request = match self.route(&host, request).await? {
+            Ok(response) => return Ok(response),
+            Err(request) => request,
+        };
+        let root = request.headers().get(FAMILY_ROOT_HEADER).cloned();
         let header = |name: &str| request.headers().get(name).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
         let ctx = RequestContext::new(header(REQUEST_ID_HEADER), now_ms(), header(BASE_URL_HEADER));
         let service = durable_streams_service::StreamsService::new(host);
-        let response = durable_streams_api::handle(&service, &ServiceConfig::default(), ctx, request).await;
+        let mut response = durable_streams_api::handle(&service, &ServiceConfig::default(), ctx, request).await;
+        // Tell a forwarding object which object answered for the family.
+        if let Some(root) = root {
+            response.headers_mut().insert(FAMILY_ROOT_HEADER, root);
+        }
         bridge::from_http(response)
     }
 }

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use durable_streams_engine::segment::SegmentStore;
+use durable_streams_engine::storage::SqlExecutor;
 use durable_streams_engine::{
     content_type, cursor, sse, AppendOutcome, AppendRequest, CreateOutcome, CreateRequest, DeleteOutcome, Engine,
     EngineConfig, HeadOutcome, Offset, ProtocolError, ReadFrom, ReadRequest, StorageError,
@@ -20,6 +21,10 @@ use futures::channel::oneshot;
 use futures::future::{select, Either};
 
 use crate::do_sql::DoSql;
+
+/// Streams of this object that live in another object (their fork family's).
+const ALIAS_SCHEMA: &str =
+    "CREATE TABLE IF NOT EXISTS ds_alias (stream_key TEXT PRIMARY KEY, root TEXT NOT NULL) WITHOUT ROWID";
 
 /// Long-poll and SSE waiters held at once by one stream object.
 pub const WAITERS_MAX: usize = 10_000;
@@ -65,6 +70,7 @@ fn now_ms() -> i64 {
 impl DoHost {
     pub fn new(sql: DoSql, settings: DoSettings) -> Result<DoHost, StorageError> {
         durable_streams_engine::hot_log::migrate(&sql)?;
+        sql.execute(ALIAS_SCHEMA, &[])?;
         let seed = (worker::js_sys::Math::random() * u64::MAX as f64) as u64 | 1;
         Ok(DoHost(Rc::new(Inner {
             sql,
@@ -105,6 +111,31 @@ impl DoHost {
         }
         let delay = worker::Delay::from(timeout);
         matches!(select(rx, delay).await, Either::Left((Ok(()), _)))
+    }
+
+    /// The object that holds `key` when a fork moved it to its family's object.
+    pub fn alias_of(&self, key: &str) -> Result<Option<String>, StorageError> {
+        let rows = self.0.sql.query("SELECT root FROM ds_alias WHERE stream_key = ?1", &[key.into()])?;
+        rows.first().map(|row| row.text(0)).transpose()
+    }
+
+    /// Records that `key` lives in the object named `root` from now on.
+    pub fn set_alias(&self, key: &str, root: &str) -> Result<(), StorageError> {
+        self.0.sql.execute(
+            "INSERT INTO ds_alias (stream_key, root) VALUES (?1, ?2) ON CONFLICT (stream_key) DO UPDATE SET root = excluded.root",
+            &[key.into(), root.into()],
+        )?;
+        Ok(())
+    }
+
+    /// Whether this object holds `key` (live, closed or soft-deleted).
+    pub fn holds(&self, key: &str) -> Result<bool, StorageError> {
+        match self.0.engine.head(&self.0.sql, key, now_ms()) {
+            Ok(_) | Err(ProtocolError::Gone) => Ok(true),
+            Err(ProtocolError::NotFound) => Ok(false),
+            Err(ProtocolError::Storage(error)) => Err(error),
+            Err(_) => Ok(true),
+        }
     }
 
     fn read_chunk(&self, key: &str, from: ReadFrom) -> Result<ReadChunk, ProtocolError> {
