@@ -257,6 +257,11 @@ impl StreamDO {
         if let Ok(value) = http::HeaderValue::from_str(root) {
             request.headers_mut().insert(FAMILY_ROOT_HEADER, value);
         }
+        // Requests between objects need an absolute URL.
+        let path = request.uri().path_and_query().map(|p| p.as_str().to_owned()).unwrap_or_default();
+        *request.uri_mut() = format!("{INTERNAL_BASE}{path}")
+            .parse()
+            .map_err(|e: http::uri::InvalidUri| worker::Error::RustError(e.to_string()))?;
         let stub = self.env.durable_object(STREAMS_BINDING)?.get_by_name(root)?;
         stub.fetch_with_request(bridge::request_from_http(request)?).await
     }
