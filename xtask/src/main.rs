@@ -40,11 +40,13 @@ commands:
       --quick                shorter runs (smoke test of the bench itself)
   worker-build               build the Workers host (installs worker-build,
                              wasm-bindgen-cli and the wasm target when missing)
+  worker-check               `wrangler deploy --dry-run` and the bundle's gzipped size
   dev [--port N]             run the Workers host under `wrangler dev`
                              (default 127.0.0.1:8787, local SQLite and R2 state)
   ci                         codegen --check, cargo test --workspace,
                              wasm32 check of durable-streams-api,
-                             conformance native
+                             conformance native, conformance worker,
+                             worker-check
 ";
 
 fn main() {
@@ -80,6 +82,10 @@ fn real_main() -> Result<()> {
             worker::build()
         }
         "dev" => worker::dev(args),
+        "worker-check" => {
+            util::Args::new(args).finish()?;
+            worker::deploy_check()
+        }
         "bench" => bench_cli(args),
         "ci" => {
             util::Args::new(args).finish()?;
@@ -133,6 +139,8 @@ fn ci() -> Result<()> {
         .args(["check", "--target", "wasm32-unknown-unknown", "-p", "durable-streams-api"]);
     steps.push(("cargo check --target wasm32-unknown-unknown -p durable-streams-api", wasm));
     steps.push(("cargo xtask conformance native", xtask(&["conformance", "native"])));
+    steps.push(("cargo xtask conformance worker", xtask(&["conformance", "worker"])));
+    steps.push(("cargo xtask worker-check", xtask(&["worker-check"])));
 
     let n = steps.len();
     for (i, (name, mut cmd)) in steps.into_iter().enumerate() {

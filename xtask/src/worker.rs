@@ -182,3 +182,36 @@ pub fn dev(args: Vec<String>) -> Result<()> {
     }
     Ok(())
 }
+
+/// `cargo xtask worker-check`: `wrangler deploy --dry-run` from the same
+/// `wrangler.toml` users deploy with, and the bundle's gzipped size.
+pub fn deploy_check() -> Result<()> {
+    ensure_tools()?;
+    let root = util::workspace_root();
+    let out = util::TempDir::new("ds-wrangler-dry-run")?;
+    let mut cmd = Command::new(util::node_bin_dir().join("wrangler"));
+    cmd.current_dir(&root)
+        .args(["deploy", "--dry-run", "--outdir"])
+        .arg(out.path())
+        .env("PATH", util::path_with_node_bin())
+        .env("CI", "true")
+        .env("WRANGLER_SEND_METRICS", "false");
+    util::run_step("wrangler deploy --dry-run", &mut cmd)?;
+    let mut total = 0u64;
+    let mut gzipped = 0u64;
+    for entry in std::fs::read_dir(out.path())? {
+        let path = entry?.path();
+        let is_bundle = path.extension().is_some_and(|e| e == "wasm" || e == "js");
+        if !is_bundle {
+            continue;
+        }
+        total += std::fs::metadata(&path)?.len();
+        let output = Command::new("gzip").args(["-9", "-c"]).arg(&path).output().context("running gzip")?;
+        gzipped += output.stdout.len() as u64;
+    }
+    println!("worker bundle: {total} bytes, {gzipped} bytes gzipped (-9)");
+    if gzipped > 1 << 20 {
+        bail!("the worker bundle is {gzipped} bytes gzipped, above the 1 MiB budget");
+    }
+    Ok(())
+}
