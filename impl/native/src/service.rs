@@ -47,8 +47,18 @@ pub struct SseResponse {
     pub events: mpsc::Receiver<Bytes>,
 }
 
+/// Reads shared by live readers: after one wake-up, every reader of the same
+/// stream at the same offset gets the result of a single SQLite read.
+/// Keyed by stream, offset and the stream's change version, so a read is
+/// only shared by readers that waited for the same change.
+type SharedRead = Arc<tokio::sync::OnceCell<Result<ReadChunk, ProtocolError>>>;
+
+/// Most shared reads remembered at once (old versions are replaced first).
+const SHARED_READS_MAX: usize = 4096;
+
 pub struct Service {
     pub engine: Engine,
+    shared_reads: std::sync::Mutex<std::collections::HashMap<(String, Offset), (u64, SharedRead)>>,
     pub config: ServerConfig,
     pub writer: WriterHandle,
     pub readers: ReadPool,
@@ -83,6 +93,7 @@ impl Service {
         let seed = now_ms() as u64 ^ 0x9e37_79b9_7f4a_7c15;
         let service = Arc::new(Service {
             engine,
+            shared_reads: std::sync::Mutex::new(std::collections::HashMap::new()),
             sse_clients: Arc::new(Semaphore::new(config.sse_clients_max)),
             config,
             writer,
@@ -170,6 +181,30 @@ impl Service {
             .await
     }
 
+    /// A live reader's read after a wake-up: shared with every reader of the
+    /// same stream, offset and change version.
+    async fn read_live(&self, key: &str, pos: Offset) -> Result<ReadChunk, ProtocolError> {
+        let version = self.waiters.version(key);
+        let cell = {
+            let Ok(mut reads) = self.shared_reads.lock() else {
+                return self.read_chunk(key, ReadFrom::At(pos)).await;
+            };
+            let slot = (key.to_owned(), pos);
+            match reads.get(&slot) {
+                Some((v, cell)) if *v == version => cell.clone(),
+                _ => {
+                    if reads.len() >= SHARED_READS_MAX {
+                        reads.clear();
+                    }
+                    let cell: SharedRead = Arc::new(tokio::sync::OnceCell::new());
+                    reads.insert(slot, (version, cell.clone()));
+                    cell
+                }
+            }
+        };
+        cell.get_or_init(|| self.read_chunk(key, ReadFrom::At(pos))).await.clone()
+    }
+
     /// A catch-up read; renews a sliding TTL.
     pub async fn read(&self, key: &str, from: ReadFrom) -> Result<ReadChunk, ProtocolError> {
         let chunk = self.read_chunk(key, from).await?;
@@ -201,7 +236,7 @@ impl Service {
                 _ = shutdown.changed() => break,
             }
             changes.borrow_and_update();
-            let chunk = self.read_chunk(key, ReadFrom::At(pos)).await?;
+            let chunk = self.read_live(key, pos).await?;
             if chunk.outcome.has_data() || chunk.outcome.closed {
                 return Ok(LongPoll::Ready(chunk));
             }
@@ -281,7 +316,7 @@ impl Service {
                 }
             }
             changes.borrow_and_update();
-            chunk = match self.read_chunk(&key, ReadFrom::At(pos)).await {
+            chunk = match self.read_live(&key, pos).await {
                 Ok(c) => c,
                 Err(e) => {
                     tracing::debug!(stream = %key, error = %e, "SSE read ended");

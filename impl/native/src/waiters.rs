@@ -35,6 +35,12 @@ impl Waiters {
         }
     }
 
+    /// How many changes `key` has seen while someone waited on it (0 when nobody waits).
+    pub fn version(&self, key: &str) -> u64 {
+        let Ok(map) = self.streams.lock() else { return 0 };
+        map.get(key).map_or(0, |tx| *tx.borrow())
+    }
+
     /// Drop entries without receivers (called periodically).
     pub fn prune(&self) {
         if let Ok(mut map) = self.streams.lock() {
