@@ -74,6 +74,9 @@ impl SegmentStore for LocalDirStore {
 
 /// Rotate hot tails that exceed the segment limits: plan on a read connection, write the
 /// segment, then let the writer record it and drop the hot rows.
+/// Shortest time between two scans for streams over the hot-log limits.
+const ROTATION_SCAN_INTERVAL: Duration = Duration::from_millis(500);
+
 pub async fn rotation_loop(service: Arc<Service>, hint: Arc<tokio::sync::Notify>) {
     let limits = SegmentLimits {
         max_messages: service.config.segment_max_messages.max(1),
@@ -84,6 +87,12 @@ pub async fn rotation_loop(service: Arc<Service>, hint: Arc<tokio::sync::Notify>
         tokio::select! {
             _ = hint.notified() => {}
             _ = tokio::time::sleep(Duration::from_secs(5)) => {}
+            _ = shutdown.changed() => return,
+        }
+        // Finding candidates scans the hot log: at most once per interval, not
+        // once per group commit (the limits are targets, not hard caps).
+        tokio::select! {
+            _ = tokio::time::sleep(ROTATION_SCAN_INTERVAL) => {}
             _ = shutdown.changed() => return,
         }
         // Rotate until nothing is over the limits (bounded per round).
