@@ -95,9 +95,13 @@ pub async fn rotation_loop(service: Arc<Service>, hint: Arc<tokio::sync::Notify>
             _ = tokio::time::sleep(ROTATION_SCAN_INTERVAL) => {}
             _ = shutdown.changed() => return,
         }
-        // Rotate until nothing is over the limits (bounded per round).
+        // Streams that grew are checked one by one; the periodic pass scans
+        // the whole hot log (e.g. after a restart). Rotate until nothing is
+        // over the limits (bounded per round).
+        let grown = service.waiters.take_appended();
+        let candidates = if grown.is_empty() { None } else { Some(grown) };
         for _ in 0..64 {
-            match rotate_once(&service, limits).await {
+            match rotate_once(&service, limits, candidates.clone()).await {
                 Ok(true) => continue,
                 Ok(false) => break,
                 Err(e) => {
@@ -109,11 +113,26 @@ pub async fn rotation_loop(service: Arc<Service>, hint: Arc<tokio::sync::Notify>
     }
 }
 
-async fn rotate_once(service: &Arc<Service>, limits: SegmentLimits) -> Result<bool, ProtocolError> {
+async fn rotate_once(
+    service: &Arc<Service>,
+    limits: SegmentLimits,
+    appended: Option<Vec<String>>,
+) -> Result<bool, ProtocolError> {
     let plans = service
         .readers
         .with(move |conn| {
-            let keys = hot_log::streams_over_hot_limits(conn, limits.max_messages, limits.max_bytes, 16)?;
+            // Only streams that grew can have crossed a limit; a full scan of the
+            // hot log runs only on the periodic pass (`full_scan`).
+            let keys = match appended {
+                Some(keys) => keys
+                    .into_iter()
+                    .filter(|k| {
+                        hot_log::hot_stats(conn, k)
+                            .is_ok_and(|(messages, bytes)| messages > limits.max_messages || bytes > limits.max_bytes)
+                    })
+                    .collect(),
+                None => hot_log::streams_over_hot_limits(conn, limits.max_messages, limits.max_bytes, 16)?,
+            };
             let mut plans = Vec::new();
             for k in keys {
                 if let Some(p) = segment::plan_rotation(conn, &k, limits)? {

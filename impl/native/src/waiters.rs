@@ -10,6 +10,8 @@ use tokio::sync::watch;
 #[derive(Default)]
 pub struct Waiters {
     streams: Mutex<HashMap<String, watch::Sender<u64>>>,
+    /// Streams appended to since the rotation loop last looked.
+    appended: Mutex<std::collections::HashSet<String>>,
 }
 
 impl Waiters {
@@ -39,6 +41,20 @@ impl Waiters {
     pub fn version(&self, key: &str) -> u64 {
         let Ok(map) = self.streams.lock() else { return 0 };
         map.get(key).map_or(0, |tx| *tx.borrow())
+    }
+
+    /// Remembers that `key` grew (for the rotation loop).
+    pub fn mark_appended(&self, key: &str) {
+        if let Ok(mut appended) = self.appended.lock() {
+            if !appended.contains(key) {
+                appended.insert(key.to_owned());
+            }
+        }
+    }
+
+    /// Takes the streams that grew since the last call.
+    pub fn take_appended(&self) -> Vec<String> {
+        self.appended.lock().map(|mut appended| appended.drain().collect()).unwrap_or_default()
     }
 
     /// Drop entries without receivers (called periodically).

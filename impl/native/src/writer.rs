@@ -180,6 +180,7 @@ fn finish(d: Done, waiters: &Waiters) -> bool {
             let changed = matches!(&r, Ok(o) if o.changed());
             if changed {
                 waiters.notify(&key);
+                waiters.mark_appended(&key);
             }
             let _ = reply.send(r);
             changed
