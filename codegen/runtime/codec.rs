@@ -3,26 +3,8 @@
 //! `spec/openapi.yaml` give it; `CODECS` lists them so tests can check the
 //! two agree.
 
-/// Every codec and the grammar it enforces.
-pub const CODECS: &[(&str, &str)] = &[
-    ("flag", "^(?i:true)$"),
-    ("decimal", "^(0|[1-9][0-9]*)$"),
-    ("decimal53", "^(0|[1-9][0-9]*)$"),
-    ("offset", "^[0-9]{16}_[0-9]{16}$"),
-    ("read-offset", "^(-1|now|[0-9]{16}_[0-9]{16})$"),
-    (
-        "timestamp",
-        r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?([Zz]|[+-][0-9]{2}:[0-9]{2})$",
-    ),
-    ("token", r"^[\x21-\x7E]+$"),
-    ("text", r"^[\x20-\x7E]*$"),
-    (
-        "media-type",
-        r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+/[!#$%&'*+.^_`|~0-9A-Za-z-]+( *;.*)?$",
-    ),
-    ("project", "^[A-Za-z0-9_-]{1,128}$"),
-    ("id", "^[A-Za-z0-9_:.-]{1,256}$"),
-];
+// `CODECS`: every codec and the grammar it enforces (shared with the code generator).
+include!("codec_table.rs");
 
 /// The largest integer a `decimal53` value may hold (2^53 - 1).
 pub const MAX_DECIMAL53: u64 = (1 << 53) - 1;

@@ -8,9 +8,6 @@ use openapiv3::{OpenAPI, Parameter, ParameterSchemaOrContent, ReferenceOr, Respo
 
 use crate::registry::{codec_for_pattern, Registry};
 
-/// Methods in the order routes and docs list them.
-pub const METHODS: &[&str] = &["GET", "HEAD", "PUT", "POST", "DELETE"];
-
 #[derive(Debug)]
 pub struct Model {
     pub title: String,

@@ -60,24 +60,8 @@ pub struct Header {
     pub description: String,
 }
 
-/// The codecs the generated runtime implements, with the grammar each enforces.
-/// Must agree with `runtime/codec.rs` (`CODECS`); a test checks it.
-pub const CODECS: &[(&str, &str)] = &[
-    ("flag", "^(?i:true)$"),
-    ("decimal", "^(0|[1-9][0-9]*)$"),
-    ("decimal53", "^(0|[1-9][0-9]*)$"),
-    ("offset", "^[0-9]{16}_[0-9]{16}$"),
-    ("read-offset", "^(-1|now|[0-9]{16}_[0-9]{16})$"),
-    (
-        "timestamp",
-        r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?([Zz]|[+-][0-9]{2}:[0-9]{2})$",
-    ),
-    ("token", r"^[\x21-\x7E]+$"),
-    ("text", r"^[\x20-\x7E]*$"),
-    ("media-type", r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+/[!#$%&'*+.^_`|~0-9A-Za-z-]+( *;.*)?$"),
-    ("project", "^[A-Za-z0-9_-]{1,128}$"),
-    ("id", "^[A-Za-z0-9_:.-]{1,256}$"),
-];
+// `CODECS`: the codecs the generated runtime implements, with the grammar each enforces.
+include!("../runtime/codec_table.rs");
 
 /// The codec enforcing `pattern`, if any.
 pub fn codec_for_pattern(pattern: &str) -> Option<&'static str> {

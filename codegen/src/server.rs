@@ -405,7 +405,6 @@ fn request(op: &Operation, registry: &Registry) -> Result<TokenStream> {
 }
 
 struct VariantParts {
-    variant: proc_macro2::Ident,
     definition: TokenStream,
     payload_struct: Option<TokenStream>,
     encode: TokenStream,
@@ -514,7 +513,6 @@ fn response_variant(op: &Operation, resp: &Resp, registry: &Registry) -> Result<
         } else {
             quote!()
         };
-        let _ = &take_body;
         let body_decode_field = if body_ty.is_some() { quote!(#body_field_name: #body_decode,) } else { quote!() };
         let mutability = if header_encoders.is_empty() && body_ty.is_none() { quote!() } else { quote!(mut) };
         let encode = quote! {
@@ -560,7 +558,7 @@ fn response_variant(op: &Operation, resp: &Resp, registry: &Registry) -> Result<
         let decode = quote!(#status => Ok(Self::#variant),);
         (quote!(#[doc = #doc] #variant,), None, encode, decode)
     };
-    Ok(VariantParts { variant, definition, payload_struct, encode, decode })
+    Ok(VariantParts { definition, payload_struct, encode, decode })
 }
 
 fn response(op: &Operation, registry: &Registry) -> Result<TokenStream> {
@@ -569,24 +567,14 @@ fn response(op: &Operation, registry: &Registry) -> Result<TokenStream> {
     let mut structs = Vec::new();
     let mut encoders = Vec::new();
     let mut decoders = Vec::new();
-    let mut statuses = Vec::new();
     for resp in &op.responses {
         let parts = response_variant(op, resp, registry)?;
         definitions.push(parts.definition);
         structs.extend(parts.payload_struct);
         encoders.push(parts.encode);
         decoders.push(parts.decode);
-        let variant = parts.variant;
-        let status = resp.status;
-        statuses.push(quote!(Self::#variant { .. } => #status,));
     }
-    let _ = statuses;
     let status_arms = op.responses.iter().map(|resp| {
-        let variant = format_ident!("{}", resp.variant());
-        let status = resp.status;
-        quote!(Self::#variant(..) => #status,)
-    });
-    let unit_status_arms = op.responses.iter().map(|resp| {
         let variant = format_ident!("{}", resp.variant());
         let status = resp.status;
         let has_payload = !resp.headers.is_empty() || !matches!(resp.body, ResponseBody::None);
@@ -596,7 +584,6 @@ fn response(op: &Operation, registry: &Registry) -> Result<TokenStream> {
             quote!(Self::#variant => #status,)
         }
     });
-    let _ = status_arms.count();
     let doc = format!("Every documented answer to `{}`.", op.id);
     Ok(quote! {
         #(#structs)*
@@ -611,7 +598,7 @@ fn response(op: &Operation, registry: &Registry) -> Result<TokenStream> {
             /// The status code of this answer.
             pub fn status(&self) -> u16 {
                 match self {
-                    #(#unit_status_arms)*
+                    #(#status_arms)*
                 }
             }
 

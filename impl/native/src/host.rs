@@ -9,15 +9,11 @@ use durable_streams_engine::{
 };
 use durable_streams_service::{LongPoll, ReadChunk, SseStream, StreamHost};
 
-use crate::service::{self, Service};
+use crate::service::Service;
 
 /// `Arc<Service>` as the host of the generated streams API.
 #[derive(Clone)]
 pub struct NativeHost(pub Arc<Service>);
-
-fn chunk(chunk: service::ReadChunk) -> ReadChunk {
-    ReadChunk { outcome: chunk.outcome, body: chunk.body }
-}
 
 #[async_trait]
 impl StreamHost for NativeHost {
@@ -38,14 +34,11 @@ impl StreamHost for NativeHost {
     }
 
     async fn read(&self, key: &str, from: ReadFrom) -> Result<ReadChunk, ProtocolError> {
-        self.0.read(key, from).await.map(chunk)
+        self.0.read(key, from).await
     }
 
     async fn long_poll(&self, key: &str, from: ReadFrom) -> Result<LongPoll, ProtocolError> {
-        Ok(match self.0.long_poll(key, from).await? {
-            service::LongPoll::Ready(ready) => LongPoll::Ready(chunk(ready)),
-            service::LongPoll::TimedOut { tail, closed } => LongPoll::TimedOut { tail, closed },
-        })
+        self.0.long_poll(key, from).await
     }
 
     async fn sse(&self, key: &str, from: ReadFrom, client_cursor: Option<String>) -> Result<SseStream, ProtocolError> {

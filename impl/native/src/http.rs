@@ -12,6 +12,7 @@ use axum::body::Body as AxumBody;
 use axum::extract::{Request, State};
 use axum::response::Response;
 use bytes::Bytes;
+use durable_streams_api::headers::names;
 use durable_streams_api::{Body, Problem, RequestContext, ServiceConfig};
 use futures::TryStreamExt;
 use http_body_util::{BodyExt, Limited};
@@ -40,7 +41,7 @@ impl HttpState {
     fn request_id(&self, request: &Request) -> String {
         request
             .headers()
-            .get("x-request-id")
+            .get(names::X_REQUEST_ID)
             .and_then(|v| v.to_str().ok())
             .filter(|v| !v.is_empty() && v.len() <= 128)
             .map(str::to_owned)
@@ -66,7 +67,7 @@ async fn handle(State(state): State<Arc<HttpState>>, request: Request) -> Respon
     let mut ctx = RequestContext::new(request_id, now_ms(), base_url);
     ctx.debug_timing = request
         .headers()
-        .get("x-debug-timing")
+        .get(names::X_DEBUG_TIMING)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v == "1" || v.eq_ignore_ascii_case("true"));
     let (parts, body) = request.into_parts();

@@ -8,8 +8,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 use durable_streams_engine::segment::SegmentStore;
 use durable_streams_engine::{
-    content_type, cursor, sse, AppendOutcome, AppendRequest, CreateOutcome, CreateRequest, DeleteOutcome, Engine,
-    EngineConfig, HeadOutcome, Offset, ProtocolError, ReadFrom, ReadOutcome, ReadRequest, StorageError,
+    content_type, cursor, AppendOutcome, AppendRequest, CreateOutcome, CreateRequest, DeleteOutcome, Engine,
+    EngineConfig, HeadOutcome, Offset, ProtocolError, ReadFrom, ReadRequest, StorageError,
 };
 use tokio::sync::{mpsc, watch, Semaphore};
 use tokio::time::Instant;
@@ -25,21 +25,7 @@ pub fn now_ms() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
 
-/// One catch-up chunk with its rendered body.
-#[derive(Debug, Clone)]
-pub struct ReadChunk {
-    pub outcome: ReadOutcome,
-    pub body: Bytes,
-}
-
-/// Result of a long-poll.
-#[derive(Debug)]
-pub enum LongPoll {
-    /// Data, or the EOF of a closed stream (`outcome.closed` with no data).
-    Ready(ReadChunk),
-    /// Nothing arrived in time: 204 at `tail`.
-    TimedOut { tail: Offset, closed: bool },
-}
+pub use durable_streams_service::{LongPoll, ReadChunk};
 
 /// A running SSE response: its encoding and the stream of framed events.
 pub struct SseResponse {
@@ -222,8 +208,7 @@ impl Service {
         changes.borrow_and_update();
         let first = self.read(key, from).await?;
         // `offset=now` waits for new data even if there is some history.
-        let waiting_for_new = matches!(from, ReadFrom::Now);
-        if (first.outcome.has_data() && !waiting_for_new) || first.outcome.closed {
+        if first.ends_long_poll(from) {
             return Ok(LongPoll::Ready(first));
         }
         let mut pos = first.outcome.next_offset;
@@ -281,13 +266,7 @@ impl Service {
         let mut sent_any = false;
         loop {
             let o = &chunk.outcome;
-            let mut out = Vec::new();
-            if o.has_data() {
-                out.extend(sse::data_event(&chunk.body, base64));
-                out.extend(sse::control_event(&sse::Control::new(o.next_offset, Some(cursor(self)), o.up_to_date, o.closed)));
-            } else if !sent_any || o.closed {
-                out.extend(sse::control_event(&sse::Control::new(o.next_offset, Some(cursor(self)), true, o.closed)));
-            }
+            let out = chunk.sse_frames(base64, cursor(self), sent_any);
             if !out.is_empty() {
                 sent_any = true;
                 if tx.send(Bytes::from(out)).await.is_err() {
@@ -306,8 +285,8 @@ impl Service {
                         r = changes.changed() => { if r.is_err() { return; } break; }
                         _ = tokio::time::sleep(keepalive) => {
                             if Instant::now() >= deadline { return; }
-                            let c = sse::Control::new(pos, Some(cursor(self)), true, false);
-                            if tx.send(Bytes::from(sse::control_event(&c))).await.is_err() { return; }
+                            let keepalive = durable_streams_service::sse_keepalive(pos, cursor(self));
+                            if tx.send(Bytes::from(keepalive)).await.is_err() { return; }
                         }
                         _ = tokio::time::sleep_until(deadline) => return,
                         _ = tx.closed() => return,

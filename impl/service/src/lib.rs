@@ -6,6 +6,9 @@
 //! operation's documented responses. No HTTP parsing happens here: the
 //! generated router already applied the spec's grammar.
 
+// `ApiError` carries a problem body and headers by value, as the generated traits return it.
+#![allow(clippy::result_large_err)]
+
 use bytes::Bytes;
 use durable_streams_api::body::BodyStream;
 use durable_streams_api::operations::*;
@@ -17,7 +20,7 @@ use durable_streams_api::{
 use durable_streams_engine::producer::ProducerHeaders;
 use durable_streams_engine::ttl::Expiry;
 use durable_streams_engine::{
-    etag, fork, stream_seq, AppendOutcome, AppendRequest, AppendStatus, CreateOutcome, CreateRequest, CreateStatus, DeleteOutcome,
+    etag, fork, sse, stream_seq, AppendOutcome, AppendRequest, AppendStatus, CreateOutcome, CreateRequest, CreateStatus, DeleteOutcome,
     HeadOutcome, Offset, ProtocolError, ReadFrom, ReadOutcome,
 };
 
@@ -38,6 +41,35 @@ pub enum LongPoll {
     Ready(ReadChunk),
     /// Nothing arrived in time: 204 at `tail`.
     TimedOut { tail: Offset, closed: bool },
+}
+
+impl ReadChunk {
+    /// A long-poll answers at once with this first read when it carries data
+    /// (unless the reader asked for `offset=now`, which waits for new data) or
+    /// when the stream is closed; otherwise it waits.
+    pub fn ends_long_poll(&self, from: ReadFrom) -> bool {
+        (self.outcome.has_data() && !matches!(from, ReadFrom::Now)) || self.outcome.closed
+    }
+
+    /// The SSE bytes for this read: a data event immediately followed by its
+    /// control event; with no data, a control event only when nothing was sent
+    /// yet (the reader's first answer) or the stream closed.
+    pub fn sse_frames(&self, base64: bool, cursor: String, sent_any: bool) -> Vec<u8> {
+        let o = &self.outcome;
+        let mut out = Vec::new();
+        if o.has_data() {
+            out.extend(sse::data_event(&self.body, base64));
+            out.extend(sse::control_event(&sse::Control::new(o.next_offset, Some(cursor), o.up_to_date, o.closed)));
+        } else if !sent_any || o.closed {
+            out.extend(sse::control_event(&sse::Control::new(o.next_offset, Some(cursor), true, o.closed)));
+        }
+        out
+    }
+}
+
+/// The control event an idle SSE reader gets as a keep-alive.
+pub fn sse_keepalive(position: Offset, cursor: String) -> Vec<u8> {
+    sse::control_event(&sse::Control::new(position, Some(cursor), true, false))
 }
 
 /// A running SSE response: whether data is base64 and the framed events.

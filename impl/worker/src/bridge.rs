@@ -19,7 +19,7 @@ pub async fn into_http(mut request: Request, max_body_bytes: usize) -> Result<ht
     let mut builder = http::Request::builder().method(method).uri(path_and_query);
     let mut declared_length = None;
     for (name, value) in request.headers().entries() {
-        if name.eq_ignore_ascii_case("content-length") {
+        if name.eq_ignore_ascii_case(http::header::CONTENT_LENGTH.as_str()) {
             declared_length = value.parse::<usize>().ok();
         }
         builder = builder.header(name, value);

@@ -20,6 +20,7 @@ use durable_streams_api::{
     ApiError, ConfigApi, CorsOrigins, EstuaryApi, HealthApi, LegacyApi, Problem, RequestContext, ServiceConfig,
     StreamPath, StreamsApi, SubscriptionsApi,
 };
+use durable_streams_api::headers::names;
 use worker::{durable_object, event, Context, DurableObject, Env, Request, Response, State};
 
 /// The Durable Object namespace binding of stream sequencers.
@@ -29,7 +30,7 @@ const INTERNAL_BASE: &str = "https://stream.internal";
 /// Carries the client-facing base URL to the DO (for `Location`).
 const BASE_URL_HEADER: &str = "x-ds-internal-base-url";
 /// Carries the request id to the DO.
-const REQUEST_ID_HEADER: &str = "x-request-id";
+const REQUEST_ID_HEADER: &str = names::X_REQUEST_ID;
 /// Largest request body accepted (an append), in bytes.
 const MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
 
@@ -160,7 +161,7 @@ impl Edge {
             return ReadStreamResponse::from_http(response).map_err(|error| passthrough(status, &body, error));
         }
         let header = |name: &str| response.headers().get(name).ok().flatten();
-        let base64 = header("stream-sse-data-encoding");
+        let base64 = header(names::STREAM_SSE_DATA_ENCODING);
         let events = response.stream().map_err(internal)?;
         use futures::StreamExt;
         let events = events.map(|chunk| {
@@ -278,7 +279,7 @@ impl StreamDO {
         let family_create = request.headers().contains_key(FAMILY_CREATE_HEADER);
         let forked_from = request
             .headers()
-            .get("stream-forked-from")
+            .get(names::STREAM_FORKED_FROM)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| durable_streams_service::fork_source_key(v).ok());
         let storage = |e: durable_streams_engine::StorageError| worker::Error::RustError(e.to_string());

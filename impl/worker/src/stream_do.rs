@@ -13,7 +13,7 @@ use bytes::Bytes;
 use durable_streams_engine::segment::SegmentStore;
 use durable_streams_engine::storage::SqlExecutor;
 use durable_streams_engine::{
-    content_type, cursor, sse, AppendOutcome, AppendRequest, CreateOutcome, CreateRequest, DeleteOutcome, Engine,
+    content_type, cursor, AppendOutcome, AppendRequest, CreateOutcome, CreateRequest, DeleteOutcome, Engine,
     EngineConfig, HeadOutcome, Offset, ProtocolError, ReadFrom, ReadRequest, StorageError,
 };
 use durable_streams_service::{LongPoll, ReadChunk, SseStream, StreamHost};
@@ -186,14 +186,8 @@ impl SseLoop {
                 },
                 SseState::Emit(chunk) => {
                     let o = &chunk.outcome;
-                    let cursor = Some(self.host.cursor_value(self.client_cursor.as_deref()));
-                    let mut out = Vec::new();
-                    if o.has_data() {
-                        out.extend(sse::data_event(&chunk.body, self.base64));
-                        out.extend(sse::control_event(&sse::Control::new(o.next_offset, cursor, o.up_to_date, o.closed)));
-                    } else if !self.sent_any || o.closed {
-                        out.extend(sse::control_event(&sse::Control::new(o.next_offset, cursor, true, o.closed)));
-                    }
+                    let cursor = self.host.cursor_value(self.client_cursor.as_deref());
+                    let out = chunk.sse_frames(self.base64, cursor, self.sent_any);
                     self.state = if o.closed || now_ms() >= self.deadline_ms {
                         SseState::Done
                     } else if o.has_data() && !o.up_to_date {
@@ -219,8 +213,8 @@ impl SseLoop {
                             return None;
                         }
                         self.state = SseState::Wait(pos);
-                        let cursor = Some(self.host.cursor_value(self.client_cursor.as_deref()));
-                        return Some(Bytes::from(sse::control_event(&sse::Control::new(pos, cursor, true, false))));
+                        let cursor = self.host.cursor_value(self.client_cursor.as_deref());
+                        return Some(Bytes::from(durable_streams_service::sse_keepalive(pos, cursor)));
                     }
                 }
             }
@@ -260,8 +254,7 @@ impl StreamHost for DoHost {
 
     async fn long_poll(&self, key: &str, from: ReadFrom) -> Result<LongPoll, ProtocolError> {
         let first = self.read_and_touch(key, from)?;
-        let waiting_for_new = matches!(from, ReadFrom::Now);
-        if (first.outcome.has_data() && !waiting_for_new) || first.outcome.closed {
+        if first.ends_long_poll(from) {
             return Ok(LongPoll::Ready(first));
         }
         let mut pos = first.outcome.next_offset;
