@@ -410,6 +410,23 @@ pub fn expired_streams(db: &impl SqlExecutor, now_ms: i64, limit: u64) -> Result
     .collect()
 }
 
+/// The earliest moment a stream's lifetime runs out (`Stream-Expires-At`, or the last access
+/// plus `Stream-TTL`), if any stream has one: when a host should next sweep.
+pub fn next_expiry_ms(db: &impl SqlExecutor) -> Result<Option<i64>, StorageError> {
+    let rows = db.query(
+        "SELECT min(CASE \
+            WHEN expires_at_ms IS NOT NULL AND ttl_s IS NOT NULL THEN min(expires_at_ms, last_access_ms + ttl_s * 1000) \
+            WHEN expires_at_ms IS NOT NULL THEN expires_at_ms \
+            ELSE last_access_ms + ttl_s * 1000 END) \
+         FROM ds_streams WHERE expires_at_ms IS NOT NULL OR ttl_s IS NOT NULL",
+        &[],
+    )?;
+    match rows.first() {
+        Some(row) => row.opt_int(0),
+        None => Ok(None),
+    }
+}
+
 /// Streams with more hot rows or bytes than the limits (candidates for rotation).
 pub fn streams_over_hot_limits(
     db: &impl SqlExecutor,

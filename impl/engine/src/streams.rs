@@ -179,19 +179,46 @@ impl ReadOutcome {
 
     /// Fetch cold pieces from `store` and return the messages in order.
     pub fn messages(&self, store: &dyn SegmentStore) -> Result<Vec<StoredMessage>, StorageError> {
+        self.messages_with(|key| store.get(key))
+    }
+
+    /// The messages in order, taking each cold segment's bytes from `segment`
+    /// (hosts with asynchronous stores fetch [`ReadOutcome::cold_keys`] first).
+    pub fn messages_with(
+        &self,
+        mut segment: impl FnMut(&str) -> Result<Bytes, StorageError>,
+    ) -> Result<Vec<StoredMessage>, StorageError> {
         let mut out = Vec::new();
         for piece in &self.pieces {
             match piece {
                 Piece::Loaded(m) => out.extend(m.iter().cloned()),
-                Piece::Cold(c) => out.extend(resolve_cold(&store.get(&c.object_key)?, c)?),
+                Piece::Cold(c) => out.extend(resolve_cold(&segment(&c.object_key)?, c)?),
             }
         }
         Ok(out)
     }
 
+    /// The distinct segment objects this read needs, in read order.
+    pub fn cold_keys(&self) -> Vec<&str> {
+        let mut keys: Vec<&str> = Vec::new();
+        for piece in &self.pieces {
+            if let Piece::Cold(c) = piece {
+                if !keys.contains(&c.object_key.as_str()) {
+                    keys.push(&c.object_key);
+                }
+            }
+        }
+        keys
+    }
+
     /// The response body: bytes concatenated, or one JSON array for JSON streams.
     pub fn body(&self, store: &dyn SegmentStore) -> Result<Bytes, StorageError> {
         Ok(render_body(self.is_json(), &self.messages(store)?))
+    }
+
+    /// [`ReadOutcome::body`] with segment bytes from `segment`.
+    pub fn body_with(&self, segment: impl FnMut(&str) -> Result<Bytes, StorageError>) -> Result<Bytes, StorageError> {
+        Ok(render_body(self.is_json(), &self.messages_with(segment)?))
     }
 }
 

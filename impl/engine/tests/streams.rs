@@ -156,6 +156,53 @@ fn sliding_ttl_expires_and_recreates() {
 }
 
 #[test]
+fn next_expiry_is_the_earliest_deadline_and_follows_touches() {
+    let (e, c) = (engine(), db());
+    assert_eq!(hot_log::next_expiry_ms(&c).unwrap(), None, "no stream has a lifetime");
+    create(&e, &c, "forever", "text/plain", "").unwrap();
+    assert_eq!(hot_log::next_expiry_ms(&c).unwrap(), None);
+    let ttl = CreateRequest { key: "ttl".into(), expiry: Expiry::Ttl { seconds: 10 }, ..Default::default() };
+    e.create(&c, ttl, 1_000).unwrap();
+    assert_eq!(hot_log::next_expiry_ms(&c).unwrap(), Some(11_000));
+    e.touch(&c, "ttl", 5_000).unwrap();
+    assert_eq!(hot_log::next_expiry_ms(&c).unwrap(), Some(15_000), "a touch moves the deadline");
+    let at = CreateRequest {
+        key: "at".into(),
+        expiry: Expiry::from_headers(None, Some("1970-01-01T00:00:07Z")).unwrap(),
+        ..Default::default()
+    };
+    e.create(&c, at, 1_000).unwrap();
+    assert_eq!(hot_log::next_expiry_ms(&c).unwrap(), Some(7_000));
+    let swept = e.sweep_expired(&c, 8_000, 10).unwrap();
+    assert_eq!(swept.removed, vec!["at".to_owned()]);
+    assert_eq!(hot_log::next_expiry_ms(&c).unwrap(), Some(15_000));
+}
+
+#[test]
+fn cold_reads_can_be_resolved_with_prefetched_segments() {
+    let (e, c, store) = (engine(), db(), MemorySegmentStore::default());
+    create(&e, &c, "s", "text/plain", "").unwrap();
+    for i in 0..12 {
+        append(&e, &c, "s", "text/plain", &format!("{i:02}")).unwrap();
+    }
+    let limits = SegmentLimits { max_messages: 4, max_bytes: 1 << 20 };
+    while let Some(plan) = segment::plan_rotation(&c, "s", limits).unwrap() {
+        store.put(&plan.entry.object_key, &plan.bytes).unwrap();
+        segment::commit_rotation(&c, &plan).unwrap();
+    }
+    let outcome = e.read(&c, &ReadRequest { key: "s".into(), from: ReadFrom::Start }, 0).unwrap();
+    let keys = outcome.cold_keys();
+    assert_eq!(keys.len(), 2, "two full segments, the rest is hot: {keys:?}");
+    let fetched: Vec<(String, Bytes)> = keys.iter().map(|k| (k.to_string(), store.get(k).unwrap())).collect();
+    let body = outcome
+        .body_with(|k| fetched.iter().find(|(key, _)| key == k).map(|(_, b)| b.clone()).ok_or_else(|| StorageError::new("missing")))
+        .unwrap();
+    assert_eq!(body, outcome.body(&store).unwrap());
+    assert_eq!(&body[..], b"000102030405060708091011");
+    assert!(outcome.body_with(|_| Err(StorageError::new("unavailable"))).is_err(), "a missing segment is an error, never a gap");
+}
+
+#[test]
 fn forks_inherit_prefix_and_soft_delete_cascades() {
     let (e, c, store) = (engine(), db(), MemorySegmentStore::default());
     create(&e, &c, "src", "text/plain", "hello").unwrap();

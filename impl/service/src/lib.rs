@@ -109,7 +109,7 @@ impl<H> StreamsService<H> {
 }
 
 /// The problem body of a refused request.
-fn problem(error: &ProtocolError) -> Problem {
+pub fn problem(error: &ProtocolError) -> Problem {
     Problem {
         type_: "about:blank".to_owned(),
         title: error.title().to_owned(),

@@ -21,16 +21,21 @@ use durable_streams_api::{
     StreamPath, StreamsApi, SubscriptionsApi,
 };
 use durable_streams_api::headers::names;
-use worker::{durable_object, event, Context, DurableObject, Env, Request, Response, State};
+use std::time::Duration;
+use worker::{durable_object, event, Context, DurableObject, Env, Request, Response, State, WebSocket};
 
 /// The Durable Object namespace binding of stream sequencers.
 const STREAMS_BINDING: &str = "STREAMS";
+/// The R2 bucket binding of cold segments.
+const R2_BINDING: &str = "R2";
 /// Base URL of edge → DO requests (never leaves the runtime).
 const INTERNAL_BASE: &str = "https://stream.internal";
 /// Carries the client-facing base URL to the DO (for `Location`).
 const BASE_URL_HEADER: &str = "x-ds-internal-base-url";
 /// Carries the request id to the DO.
 const REQUEST_ID_HEADER: &str = names::X_REQUEST_ID;
+/// Asks the stream's object for its `Server-Timing` entries.
+const TIMING_HEADER: &str = "x-ds-internal-timing";
 /// Largest request body accepted (an append), in bytes.
 const MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
 
@@ -72,17 +77,44 @@ fn passthrough(status: http::StatusCode, body: &[u8], error: impl std::fmt::Disp
     }
 }
 
+/// How catch-up reads use the edge cache (`CACHE_MODE`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum CacheMode {
+    /// Never (the default): every read reaches the stream's object.
+    Private,
+    /// Catch-up chunks the object marks `public` (immutable ranges) are
+    /// served from and stored in the colo's cache. Live reads never are.
+    Shared,
+}
+
 /// The edge worker's implementation of the APIs: stream operations go to the DO.
 struct Edge {
     env: Env,
     base_url: String,
+    /// The client's full request URL (the edge cache key).
+    url: String,
     request_id: String,
+    /// `Server-Timing` was asked for (`X-Debug-Timing: 1` or `DEBUG_TIMING`).
+    timing: bool,
+    /// `Server-Timing` entries reported by the stream's object or the cache.
+    object_timing: std::cell::RefCell<Vec<String>>,
+    cache: CacheMode,
+    long_poll_timeout_ms: u64,
+    sse_reconnect_ms: u64,
 }
 
 impl Edge {
     async fn forward(&self, stream: &StreamPath, request: http::Request<Bytes>) -> Result<http::Response<Bytes>, ApiError> {
         let response = self.fetch_object(stream, request).await?;
-        bridge::response_into_http(response).await.map_err(internal)
+        let response = bridge::response_into_http(response).await.map_err(internal)?;
+        self.note_timing(response.headers().get(names::SERVER_TIMING).and_then(|v| v.to_str().ok()));
+        Ok(response)
+    }
+
+    fn note_timing(&self, entry: Option<&str>) {
+        if let (true, Some(entry)) = (self.timing, entry) {
+            self.object_timing.borrow_mut().push(entry.to_owned());
+        }
     }
 
     /// Sends a request to the stream's object, with the edge's context headers.
@@ -93,6 +125,9 @@ impl Edge {
         }
         if let Ok(value) = http::HeaderValue::from_str(&self.request_id) {
             parts.headers.insert(REQUEST_ID_HEADER, value);
+        }
+        if self.timing {
+            parts.headers.insert(TIMING_HEADER, http::HeaderValue::from_static("1"));
         }
         let request = bridge::request_from_http(http::Request::from_parts(parts, body)).map_err(internal)?;
         let namespace = self.env.durable_object(STREAMS_BINDING).map_err(internal)?;
@@ -133,6 +168,9 @@ impl StreamsApi for Edge {
         if request.live == Some(LiveMode::Sse) {
             return self.read_sse(request).await;
         }
+        if request.live.is_none() && request.if_none_match.is_none() && self.cache == CacheMode::Shared {
+            return self.read_cached(request).await;
+        }
         let stream = request.stream.clone();
         self.call(&stream, request.into_http(INTERNAL_BASE), ReadStreamResponse::from_http).await
     }
@@ -149,34 +187,138 @@ impl StreamsApi for Edge {
 }
 
 impl Edge {
-    /// SSE: the object's streamed answer is passed through chunk by chunk.
-    async fn read_sse(&self, request: ReadStreamRequest) -> Result<ReadStreamResponse, ApiError> {
+    /// A catch-up read through the colo's cache (`CACHE_MODE = "shared"`):
+    /// only chunks the object marks `public` (immutable ranges below the
+    /// tail) are stored; the tail, live reads and conditional reads always
+    /// reach the object.
+    async fn read_cached(&self, request: ReadStreamRequest) -> Result<ReadStreamResponse, ApiError> {
+        let cache = worker::Cache::default();
+        let decode = |response: http::Response<Bytes>| {
+            let status = response.status();
+            let body = response.body().clone();
+            ReadStreamResponse::from_http(response).map_err(|error| passthrough(status, &body, error))
+        };
+        if let Ok(Some(hit)) = cache.get(self.url.as_str(), false).await {
+            if let Ok(response) = bridge::response_into_http(hit).await {
+                self.note_timing(Some("cache;desc=hit"));
+                return decode(response);
+            }
+        }
         let stream = request.stream.clone();
-        let request = request.into_http(INTERNAL_BASE).map_err(internal)?;
-        let mut response = self.fetch_object(&stream, request).await?;
-        if response.status_code() != 200 {
+        let response = self.forward(&stream, request.into_http(INTERNAL_BASE).map_err(internal)?).await?;
+        let public = response
+            .headers()
+            .get(http::header::CACHE_CONTROL)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.split(',').any(|d| d.trim().eq_ignore_ascii_case("public")));
+        if response.status() == http::StatusCode::OK && public {
+            let mut stored = response.clone();
+            stored.headers_mut().remove(names::SERVER_TIMING);
+            if let Ok(stored) = bridge::from_http(stored.map(durable_streams_api::Body::Full)) {
+                if let Err(error) = cache.put(self.url.as_str(), stored).await {
+                    worker::console_warn!("edge cache put failed: {error}");
+                }
+            }
+            self.note_timing(Some("cache;desc=miss"));
+        }
+        decode(response)
+    }
+
+    /// SSE through the hibernation bridge: the object accepts a WebSocket
+    /// for this reader and sends SSE frames over it (catch-up, then live
+    /// data as it is appended; it may hibernate in between). The edge holds
+    /// the client's SSE response, repeats the last control event as a
+    /// keep-alive while idle, and ends the response at the object's close
+    /// (stream closed, deleted) or after `SSE_RECONNECT_MS` (about 60 s, so
+    /// CDNs can collapse reconnects).
+    async fn read_sse(&self, request: ReadStreamRequest) -> Result<ReadStreamResponse, ApiError> {
+        use futures::StreamExt;
+        let stream = request.stream.clone();
+        let mut request = request.into_http(INTERNAL_BASE).map_err(internal)?;
+        request.headers_mut().insert(http::header::UPGRADE, http::HeaderValue::from_static("websocket"));
+        let response = self.fetch_object(&stream, request).await?;
+        if response.status_code() != 101 {
             let response = bridge::response_into_http(response).await.map_err(internal)?;
             let status = response.status();
             let body = response.body().clone();
             return ReadStreamResponse::from_http(response).map_err(|error| passthrough(status, &body, error));
         }
-        let header = |name: &str| response.headers().get(name).ok().flatten();
-        let base64 = header(names::STREAM_SSE_DATA_ENCODING);
-        let events = response.stream().map_err(internal)?;
-        use futures::StreamExt;
-        let events = events.map(|chunk| {
-            chunk
-                .map(Bytes::from)
-                .map_err(|e| Box::new(std::io::Error::other(e.to_string())) as durable_streams_api::body::BodyError)
+        let ws = response.websocket().ok_or_else(|| internal("the SSE bridge answered without a WebSocket"))?;
+        ws.accept().map_err(internal)?;
+        let (hello_tx, hello_rx) = futures::channel::oneshot::channel::<bool>();
+        let (mut frames_tx, frames_rx) = futures::channel::mpsc::channel::<Bytes>(16);
+        let keepalive = Duration::from_millis(self.long_poll_timeout_ms.max(100));
+        let deadline_ms = now_ms() + self.sse_reconnect_ms;
+        worker::wasm_bindgen_futures::spawn_local(async move {
+            use futures::SinkExt;
+            let Ok(mut events) = ws.events() else { return };
+            let mut hello_tx = Some(hello_tx);
+            let mut last_control: Option<Bytes> = None;
+            loop {
+                let left = deadline_ms.saturating_sub(now_ms());
+                if left == 0 {
+                    break;
+                }
+                let wait = worker::Delay::from(keepalive.min(Duration::from_millis(left)));
+                let next = match futures::future::select(events.next(), wait).await {
+                    futures::future::Either::Left((event, _)) => event,
+                    futures::future::Either::Right(_) => {
+                        // Idle: repeat the last control event as a keep-alive.
+                        if let Some(control) = &last_control {
+                            if frames_tx.send(control.clone()).await.is_err() {
+                                break;
+                            }
+                        }
+                        continue;
+                    }
+                };
+                let Some(Ok(worker::WebsocketEvent::Message(message))) = next else { break };
+                let Some(bytes) = message_bytes(&message).await else { break };
+                if let Some(tx) = hello_tx.take() {
+                    let base64 = serde_json::from_slice::<stream_do::SseHello>(&bytes).map(|h| h.base64);
+                    let Ok(base64) = base64 else { break };
+                    let _ = tx.send(base64);
+                    continue;
+                }
+                if let Some(at) = find_last(&bytes, b"event: control") {
+                    last_control = Some(bytes.slice(at..));
+                }
+                if frames_tx.send(bytes).await.is_err() {
+                    break; // the client went away
+                }
+            }
+            let _ = ws.close(Some(1000), Some("done"));
         });
+        let base64 = hello_rx.await.map_err(|_| internal("the stream object closed the SSE bridge"))?;
+        let events = frames_rx.map(Ok::<Bytes, durable_streams_api::body::BodyError>);
         Ok(ReadStreamResponse::Ok(ReadStreamOk {
             content_type: Some("text/event-stream".to_owned()),
             cache_control: Some("no-cache".to_owned()),
-            stream_sse_data_encoding: base64,
+            stream_sse_data_encoding: base64.then(|| "base64".to_owned()),
             body: durable_streams_api::Body::stream(events),
             ..Default::default()
         }))
     }
+}
+
+/// The payload of a bridge message (the object sends binary frames: SSE
+/// bytes are passed through exactly as the engine framed them).
+async fn message_bytes(message: &worker::MessageEvent) -> Option<Bytes> {
+    use worker::wasm_bindgen::JsCast;
+    let data = AsRef::<worker::web_sys::MessageEvent>::as_ref(message).data();
+    if let Some(text) = data.as_string() {
+        return Some(Bytes::from(text));
+    }
+    let buffer = match data.dyn_ref::<worker::web_sys::Blob>() {
+        Some(blob) => worker::wasm_bindgen_futures::JsFuture::from(blob.array_buffer()).await.ok()?,
+        None => data,
+    };
+    Some(Bytes::from(worker::js_sys::Uint8Array::new(&buffer).to_vec()))
+}
+
+/// Where `needle` last starts in `haystack`.
+fn find_last(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).rposition(|window| window == needle)
 }
 
 #[async_trait(?Send)]
@@ -200,21 +342,54 @@ fn base_url(request: &Request) -> String {
 
 #[event(fetch)]
 pub async fn fetch(request: Request, env: Env, _ctx: Context) -> worker::Result<Response> {
+    let started = now_ms();
     let base_url = base_url(&request);
+    let url = request.url().map(|u| u.to_string()).unwrap_or_default();
     let request_id = request_id();
     let ctx = RequestContext::new(request_id.clone(), now_ms(), base_url.clone());
     let config = ServiceConfig { cors: CorsOrigins::Any };
-    let response = match bridge::into_http(request, MAX_BODY_BYTES).await {
+    let asked = request
+        .headers()
+        .get(names::X_DEBUG_TIMING)
+        .ok()
+        .flatten()
+        .is_some_and(|v| v == "1" || v.eq_ignore_ascii_case("true"));
+    let timing = asked || var_ms(&env, "DEBUG_TIMING", 0) == 1;
+    let cache = match env.var("CACHE_MODE").map(|v| v.to_string()).as_deref() {
+        Ok("shared") => CacheMode::Shared,
+        _ => CacheMode::Private,
+    };
+    let long_poll_timeout_ms = var_ms(&env, "LONG_POLL_TIMEOUT_MS", 30_000);
+    let sse_reconnect_ms = var_ms(&env, "SSE_RECONNECT_MS", 60_000);
+    let (mut response, object_timing) = match bridge::into_http(request, MAX_BODY_BYTES).await {
         Ok(request) => {
-            let edge = Edge { env, base_url, request_id };
-            durable_streams_api::handle(&edge, &config, ctx, request).await
+            let edge = Edge {
+                env,
+                base_url,
+                url,
+                request_id,
+                timing,
+                object_timing: Default::default(),
+                cache,
+                long_poll_timeout_ms,
+                sse_reconnect_ms,
+            };
+            let response = durable_streams_api::handle(&edge, &config, ctx, request).await;
+            (response, edge.object_timing.take())
         }
         Err(problem) => {
             let mut response = durable_streams_api::problem::problem_response(&problem, http::HeaderMap::new());
             durable_streams_api::service::finish(&mut response, &config, None, &ctx);
-            response
+            (response, Vec::new())
         }
     };
+    if timing {
+        let mut entries = vec![format!("edge;dur={}", now_ms().saturating_sub(started))];
+        entries.extend(object_timing);
+        if let Ok(value) = http::HeaderValue::from_str(&entries.join(", ")) {
+            response.headers_mut().insert(names::SERVER_TIMING, value);
+        }
+    }
     bridge::from_http(response)
 }
 
@@ -311,19 +486,59 @@ impl StreamDO {
     }
 }
 
+impl StreamDO {
+    /// An SSE read arrives as a WebSocket upgrade from the edge: the first
+    /// read decides the answer (errors are plain HTTP answers), then the
+    /// object accepts the reader's socket for hibernation.
+    async fn sse_upgrade(&self, host: &stream_do::DoHost, request: http::Request<Bytes>) -> worker::Result<Response> {
+        let (parts, body) = request.into_parts();
+        let decoded = match durable_streams_api::router::match_route(&parts.method, parts.uri.path()) {
+            Ok(durable_streams_api::router::RouteMatch::Found { params, .. }) => {
+                let query = durable_streams_api::routing::Query::parse(parts.uri.query());
+                ReadStreamRequest::from_parts(&params, &query, &parts.headers, body)
+            }
+            Ok(_) => Err(Problem::bad_request("an SSE upgrade must address a stream")),
+            Err(problem) => Err(problem),
+        };
+        let request = match decoded {
+            Ok(request) => request,
+            Err(problem) => return error_response(&problem),
+        };
+        let key = request.stream.key();
+        let from = match request.offset.as_deref().map(durable_streams_engine::ReadFrom::parse) {
+            Some(Ok(from)) => from,
+            Some(Err(error)) => return error_response(&durable_streams_service::problem(&error)),
+            None => return error_response(&Problem::bad_request("live reads require the `offset` query parameter")),
+        };
+        let timing = std::cell::Cell::new(stream_do::Timing::default());
+        let accepted = match host.read_and_touch(&key, from, &timing).await {
+            Ok(first) => host.accept_sse(&key, &first, request.cursor),
+            Err(error) => Err(error),
+        };
+        match accepted {
+            Ok(client) => Response::from_websocket(client),
+            Err(error) => error_response(&durable_streams_service::problem(&error)),
+        }
+    }
+}
+
 impl DurableObject for StreamDO {
     fn new(state: State, env: Env) -> Self {
         let settings = stream_do::DoSettings {
             long_poll_timeout_ms: var_ms(&env, "LONG_POLL_TIMEOUT_MS", 30_000),
             sse_reconnect_ms: var_ms(&env, "SSE_RECONNECT_MS", 60_000),
+            segment_limits: durable_streams_engine::segment::SegmentLimits {
+                max_messages: var_ms(&env, "SEGMENT_MAX_MESSAGES", 1_000).max(1),
+                max_bytes: var_ms(&env, "SEGMENT_MAX_BYTES", 4 << 20).max(1),
+            },
         };
-        let host = do_sql::DoSql::new(&state.storage())
-            .and_then(|sql| stream_do::DoHost::new(sql, settings))
-            .map_err(|e| e.to_string());
+        let bucket = env.bucket(R2_BINDING).ok();
+        let host = stream_do::DoHost::new(state, bucket, settings).map_err(|e| e.to_string());
         StreamDO { host, env }
     }
 
     async fn fetch(&self, request: Request) -> worker::Result<Response> {
+        let started = stream_do::now_ms();
         let host = match &self.host {
             Ok(host) => host.clone(),
             Err(error) => return error_response(&Problem::unavailable(format!("stream object failed to start: {error}"))),
@@ -336,15 +551,50 @@ impl DurableObject for StreamDO {
             Ok(response) => return Ok(response),
             Err(request) => request,
         };
+        let upgrade = request.headers().get(http::header::UPGRADE).is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"websocket"));
+        if upgrade {
+            return self.sse_upgrade(&host, request).await;
+        }
         let root = request.headers().get(FAMILY_ROOT_HEADER).cloned();
+        let timing = request.headers().contains_key(TIMING_HEADER);
         let header = |name: &str| request.headers().get(name).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
         let ctx = RequestContext::new(header(REQUEST_ID_HEADER), now_ms(), header(BASE_URL_HEADER));
-        let service = durable_streams_service::StreamsService::new(host);
+        let service = durable_streams_service::StreamsService::new(stream_do::RequestHost::new(host));
         let mut response = durable_streams_api::handle(&service, &ServiceConfig::default(), ctx, request).await;
         // Tell a forwarding object which object answered for the family.
         if let Some(root) = root {
             response.headers_mut().insert(FAMILY_ROOT_HEADER, root);
         }
+        if timing {
+            let total = (stream_do::now_ms() - started).max(0) as u64;
+            let value = service.host.timing.get().header_value(total);
+            if let Ok(value) = http::HeaderValue::from_str(&value) {
+                response.headers_mut().insert(names::SERVER_TIMING, value);
+            }
+        }
         bridge::from_http(response)
+    }
+
+    /// Maintenance: rotation of hot tails to R2 and reclaiming expired
+    /// streams. An error makes the runtime retry the alarm.
+    async fn alarm(&self) -> worker::Result<Response> {
+        let host = self.host.as_ref().map_err(|e| worker::Error::RustError(e.clone()))?;
+        host.alarm().await.map_err(|e| worker::Error::RustError(e.to_string()))?;
+        Response::empty()
+    }
+
+    /// SSE readers never send anything that matters.
+    async fn websocket_message(&self, _ws: WebSocket, _message: worker::WebSocketIncomingMessage) -> worker::Result<()> {
+        Ok(())
+    }
+
+    async fn websocket_close(&self, ws: WebSocket, _code: usize, _reason: String, _was_clean: bool) -> worker::Result<()> {
+        let _ = ws.close(Some(1000), Some("closed"));
+        Ok(())
+    }
+
+    async fn websocket_error(&self, ws: WebSocket, _error: worker::Error) -> worker::Result<()> {
+        let _ = ws.close(Some(1011), Some("error"));
+        Ok(())
     }
 }

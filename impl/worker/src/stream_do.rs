@@ -1,24 +1,32 @@
-//! The StreamDO's host: the engine over the object's SQLite, long-poll
-//! waiters held in the object (bounded), SSE produced by the object.
+//! The StreamDO's host: the engine over the object's SQLite (hot log,
+//! producers, metadata, segment index) and R2 (cold segments), long-poll
+//! waiters held in the object (bounded), SSE readers as hibernatable
+//! WebSockets, and the object's alarm for maintenance (rotation to R2,
+//! reclaiming expired streams).
 //!
 //! Invariant: every engine operation (validate, then write) runs inside one
 //! synchronous `transactionSync` call with no `.await` in it, so requests to
-//! this object can never interleave between a check and its write.
+//! this object can never interleave between a check and its write. The only
+//! awaits are before an operation (none) or after it (R2 fetches of immutable
+//! segments, alarm scheduling, waiting for wake-ups).
 
 use std::cell::{Cell, RefCell};
+use std::collections::{HashMap, HashSet};
 use std::rc::Rc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use durable_streams_engine::segment::SegmentStore;
+use durable_streams_engine::segment::{self, SegmentLimits};
 use durable_streams_engine::storage::SqlExecutor;
 use durable_streams_engine::{
-    content_type, cursor, AppendOutcome, AppendRequest, CreateOutcome, CreateRequest, DeleteOutcome, Engine,
+    content_type, cursor, hot_log, AppendOutcome, AppendRequest, CreateOutcome, CreateRequest, DeleteOutcome, Engine,
     EngineConfig, HeadOutcome, Offset, ProtocolError, ReadFrom, ReadRequest, StorageError,
 };
 use durable_streams_service::{LongPoll, ReadChunk, SseStream, StreamHost};
 use futures::channel::oneshot;
 use futures::future::{select, Either};
+use serde::{Deserialize, Serialize};
+use worker::{Bucket, State, WebSocket};
 
 use crate::do_sql::DoSql;
 
@@ -26,63 +34,146 @@ use crate::do_sql::DoSql;
 const ALIAS_SCHEMA: &str =
     "CREATE TABLE IF NOT EXISTS ds_alias (stream_key TEXT PRIMARY KEY, root TEXT NOT NULL) WITHOUT ROWID";
 
-/// Long-poll and SSE waiters held at once by one stream object.
+/// Long-poll waiters held at once by one stream object.
 pub const WAITERS_MAX: usize = 10_000;
+/// SSE readers (bridged WebSockets) held at once by one stream object.
+pub const SSE_READERS_MAX: usize = 1_000;
+/// Bytes one SSE connection carries before the object ends it; the reader
+/// reconnects from its last offset, as after any SSE close.
+pub const SSE_CONNECTION_BYTES_MAX: u64 = 64 << 20;
+/// Cold segments kept in memory, in bytes (they are immutable).
+const SEGMENT_CACHE_BYTES: usize = 32 << 20;
+/// Segments written per alarm run; more work re-arms the alarm at once.
+const ROTATIONS_PER_ALARM: usize = 32;
+/// Expired streams reclaimed per alarm run.
+const SWEEP_PER_ALARM: u64 = 256;
+/// Earliest re-check of expiry when a due stream cannot be reclaimed yet
+/// (its forks still read it).
+const EXPIRY_RECHECK_MS: i64 = 60_000;
 
 /// Settings of a stream object (from the worker's `[vars]`).
 #[derive(Clone, Copy, Debug)]
 pub struct DoSettings {
     pub long_poll_timeout_ms: u64,
     pub sse_reconnect_ms: u64,
+    pub segment_limits: SegmentLimits,
 }
 
-/// Segments are not rotated to R2 yet: every read is served from SQLite.
-struct HotOnly;
+/// Where a request's time went inside the object (for `Server-Timing`).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Timing {
+    /// Time spent fetching cold segments from R2.
+    pub r2_ms: u64,
+    /// Cold segments the request read (from R2 or the object's cache).
+    pub segments: u32,
+}
 
-impl SegmentStore for HotOnly {
-    fn put(&self, _key: &str, _bytes: &[u8]) -> Result<(), StorageError> {
-        Err(StorageError::new("cold segments are not available in this object"))
+impl Timing {
+    /// `Server-Timing` entries of the object.
+    pub fn header_value(&self, total_ms: u64) -> String {
+        format!("do;dur={total_ms}, r2;dur={};desc=\"segments={}\"", self.r2_ms, self.segments)
     }
-    fn get(&self, key: &str) -> Result<Bytes, StorageError> {
-        Err(StorageError::new(format!("cold segment {key} is not available in this object")))
+}
+
+/// Immutable segments recently read, bounded in bytes.
+#[derive(Default)]
+struct SegmentCache {
+    bytes: usize,
+    entries: HashMap<String, Bytes>,
+}
+
+impl SegmentCache {
+    fn get(&self, key: &str) -> Option<Bytes> {
+        self.entries.get(key).cloned()
     }
-    fn delete(&self, _key: &str) -> Result<(), StorageError> {
-        Ok(())
+
+    fn insert(&mut self, key: String, value: Bytes) {
+        if value.len() > SEGMENT_CACHE_BYTES / 4 {
+            return;
+        }
+        if self.bytes + value.len() > SEGMENT_CACHE_BYTES {
+            self.entries.clear();
+            self.bytes = 0;
+        }
+        self.bytes += value.len();
+        self.entries.insert(key, value);
     }
+}
+
+/// What an SSE reader's WebSocket remembers across hibernation.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct SseReader {
+    /// Random; 32 bits so the attachment stays a plain JavaScript number.
+    id: u32,
+    key: String,
+    /// The next position to send from.
+    offset: String,
+    base64: bool,
+    client_cursor: Option<String>,
+    deadline_ms: i64,
+    sent_bytes: u64,
+    sent_any: bool,
+}
+
+/// The first WebSocket message of the SSE bridge: how the edge frames the response.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct SseHello {
+    pub base64: bool,
 }
 
 pub struct Inner {
     sql: DoSql,
     engine: Engine,
     settings: DoSettings,
+    state: State,
+    bucket: Option<Bucket>,
+    /// R2 key prefix of this object's segments (objects share one bucket).
+    namespace: String,
     waiters: RefCell<Vec<oneshot::Sender<()>>>,
     rng: Cell<u64>,
+    segments: RefCell<SegmentCache>,
+    /// When the alarm is known to be set for (`None`: unknown or unset).
+    alarm_at: Cell<Option<i64>>,
+    /// SSE readers with a delivery running.
+    pumping: RefCell<HashSet<u32>>,
 }
 
-/// The object's state, shared with its running SSE streams.
+/// The object's state, shared with its running requests.
 #[derive(Clone)]
 pub struct DoHost(Rc<Inner>);
 
-fn now_ms() -> i64 {
+pub fn now_ms() -> i64 {
     worker::Date::now().as_millis() as i64
 }
 
+fn storage(error: impl std::fmt::Display) -> StorageError {
+    StorageError::new(error.to_string())
+}
+
 impl DoHost {
-    pub fn new(sql: DoSql, settings: DoSettings) -> Result<DoHost, StorageError> {
-        durable_streams_engine::hot_log::migrate(&sql)?;
+    pub fn new(state: State, bucket: Option<Bucket>, settings: DoSettings) -> Result<DoHost, StorageError> {
+        let sql = DoSql::new(&state.storage())?;
+        hot_log::migrate(&sql)?;
         sql.execute(ALIAS_SCHEMA, &[])?;
         let seed = (worker::js_sys::Math::random() * u64::MAX as f64) as u64 | 1;
+        let namespace = format!("streams/{}/", state.id());
         Ok(DoHost(Rc::new(Inner {
             sql,
             engine: Engine::new(EngineConfig::default()),
             settings,
+            state,
+            bucket,
+            namespace,
             waiters: RefCell::new(Vec::new()),
             rng: Cell::new(seed),
+            segments: RefCell::new(SegmentCache::default()),
+            alarm_at: Cell::new(None),
+            pumping: RefCell::new(HashSet::new()),
         })))
     }
 
     fn random(&self) -> u64 {
-        // xorshift64*: cursor jitter only.
+        // xorshift64*: cursor jitter and reader ids only.
         let mut x = self.0.rng.get();
         x ^= x >> 12;
         x ^= x << 25;
@@ -91,10 +182,17 @@ impl DoHost {
         x.wrapping_mul(0x2545_f491_4f6c_dd1d)
     }
 
-    /// Wakes every waiting reader (after a committed change).
-    fn notify(&self) {
+    /// After a committed change to `keys`: wake long-polls and deliver to SSE readers.
+    fn notify(&self, keys: &[&str]) {
         for waiter in self.0.waiters.borrow_mut().drain(..) {
             let _ = waiter.send(());
+        }
+        for ws in self.0.state.get_websockets() {
+            let reader = ws.deserialize_attachment::<SseReader>().ok().flatten();
+            if reader.is_some_and(|r| keys.contains(&r.key.as_str())) {
+                let host = self.clone();
+                worker::wasm_bindgen_futures::spawn_local(async move { host.pump(ws).await });
+            }
         }
     }
 
@@ -138,14 +236,50 @@ impl DoHost {
         }
     }
 
-    fn read_chunk(&self, key: &str, from: ReadFrom) -> Result<ReadChunk, ProtocolError> {
+    fn bucket(&self) -> Result<&Bucket, StorageError> {
+        self.0.bucket.as_ref().ok_or_else(|| StorageError::new("the R2 binding is not configured"))
+    }
+
+    /// One cold segment, from memory or R2.
+    async fn segment(&self, key: &str, timing: &Cell<Timing>) -> Result<Bytes, StorageError> {
+        let mut t = timing.get();
+        t.segments += 1;
+        timing.set(t);
+        if let Some(bytes) = self.0.segments.borrow().get(key) {
+            return Ok(bytes);
+        }
+        let started = now_ms();
+        let object = self.bucket()?.get(format!("{}{key}", self.0.namespace)).execute().await.map_err(storage)?;
+        let object = object.ok_or_else(|| StorageError::new(format!("cold segment {key} is missing")))?;
+        let body = object.body().ok_or_else(|| StorageError::new(format!("cold segment {key} has no body")))?;
+        let bytes = Bytes::from(body.bytes().await.map_err(storage)?);
+        let mut t = timing.get();
+        t.r2_ms += (now_ms() - started).max(0) as u64;
+        timing.set(t);
+        self.0.segments.borrow_mut().insert(key.to_owned(), bytes.clone());
+        Ok(bytes)
+    }
+
+    /// A catch-up chunk: the engine's read (synchronous), then the cold
+    /// segments it names (immutable, so fetching them later is safe).
+    async fn read_chunk(&self, key: &str, from: ReadFrom, timing: &Cell<Timing>) -> Result<ReadChunk, ProtocolError> {
         let outcome = self.0.engine.read(&self.0.sql, &ReadRequest { key: key.to_owned(), from }, now_ms())?;
-        let body = outcome.body(&HotOnly)?;
+        let mut fetched: Vec<(String, Bytes)> = Vec::new();
+        for cold in outcome.cold_keys() {
+            fetched.push((cold.to_owned(), self.segment(cold, timing).await?));
+        }
+        let body = outcome.body_with(|wanted| {
+            fetched
+                .iter()
+                .find(|(k, _)| k == wanted)
+                .map(|(_, bytes)| bytes.clone())
+                .ok_or_else(|| StorageError::new(format!("cold segment {wanted} was not fetched")))
+        })?;
         Ok(ReadChunk { outcome, body })
     }
 
-    fn read_and_touch(&self, key: &str, from: ReadFrom) -> Result<ReadChunk, ProtocolError> {
-        let chunk = self.read_chunk(key, from)?;
+    pub async fn read_and_touch(&self, key: &str, from: ReadFrom, timing: &Cell<Timing>) -> Result<ReadChunk, ProtocolError> {
+        let chunk = self.read_chunk(key, from, timing).await?;
         if chunk.outcome.needs_touch {
             self.0.engine.touch(&self.0.sql, key, now_ms())?;
         }
@@ -155,117 +289,301 @@ impl DoHost {
     fn cursor_value(&self, client: Option<&str>) -> String {
         cursor::next_cursor(now_ms(), client, &mut || self.random())
     }
-}
 
-enum SseState {
-    Emit(ReadChunk),
-    Read(Offset),
-    Wait(Offset),
-    Done,
-}
+    /// Deletes cold segments the engine released (best effort: an object
+    /// left behind is unreferenced and never read).
+    fn delete_segments(&self, keys: Vec<String>) {
+        if keys.is_empty() {
+            return;
+        }
+        let Ok(bucket) = self.bucket().cloned() else { return };
+        let keys: Vec<String> = keys.into_iter().map(|k| format!("{}{k}", self.0.namespace)).collect();
+        worker::wasm_bindgen_futures::spawn_local(async move {
+            if let Err(error) = bucket.delete_multiple(keys).await {
+                worker::console_warn!("deleting cold segments failed: {error}");
+            }
+        });
+    }
 
-struct SseLoop {
-    host: DoHost,
-    key: String,
-    base64: bool,
-    client_cursor: Option<String>,
-    deadline_ms: i64,
-    sent_any: bool,
-    state: SseState,
-}
+    /// Arms the alarm at `at_ms` unless one is set earlier.
+    async fn arm_alarm(&self, at_ms: i64) -> Result<(), StorageError> {
+        if self.0.alarm_at.get().is_some_and(|t| t <= at_ms) {
+            return Ok(());
+        }
+        let storage = self.0.state.storage();
+        let current = storage.get_alarm().await.map_err(storage_error)?;
+        match current {
+            Some(t) if t <= at_ms => self.0.alarm_at.set(Some(t)),
+            _ => {
+                let when = worker::js_sys::Date::new(&(at_ms as f64).into());
+                storage.set_alarm(worker::ScheduledTime::new(when)).await.map_err(storage_error)?;
+                self.0.alarm_at.set(Some(at_ms));
+            }
+        }
+        Ok(())
+    }
 
-impl SseLoop {
-    /// The next bytes to send, or `None` when the response ends.
-    async fn next(&mut self) -> Option<Bytes> {
-        loop {
-            match std::mem::replace(&mut self.state, SseState::Done) {
-                SseState::Done => return None,
-                SseState::Read(pos) => match self.host.read_chunk(&self.key, ReadFrom::At(pos)) {
-                    Ok(chunk) => self.state = SseState::Emit(chunk),
-                    Err(_) => return None,
-                },
-                SseState::Emit(chunk) => {
-                    let o = &chunk.outcome;
-                    let cursor = self.host.cursor_value(self.client_cursor.as_deref());
-                    let out = chunk.sse_frames(self.base64, cursor, self.sent_any);
-                    self.state = if o.closed || now_ms() >= self.deadline_ms {
-                        SseState::Done
-                    } else if o.has_data() && !o.up_to_date {
-                        SseState::Read(o.next_offset)
-                    } else {
-                        SseState::Wait(o.next_offset)
-                    };
-                    if !out.is_empty() {
-                        self.sent_any = true;
-                        return Some(Bytes::from(out));
+    /// After a write: rotation is due when the hot tail exceeds the limits.
+    async fn after_append(&self, key: &str) -> Result<(), StorageError> {
+        if self.0.alarm_at.get().is_some_and(|t| t <= now_ms()) {
+            return Ok(()); // an alarm is due already
+        }
+        let limits = self.0.settings.segment_limits;
+        let (messages, bytes) = hot_log::hot_stats(&self.0.sql, key)?;
+        if messages > limits.max_messages || bytes > limits.max_bytes {
+            self.arm_alarm(now_ms()).await?;
+        }
+        Ok(())
+    }
+
+    /// The alarm: rotate hot tails over the limits into R2 segments, reclaim
+    /// expired streams, and arm the next alarm (more rotation, or the next
+    /// expiry).
+    ///
+    /// Rotation is crash-safe at every step (see `segment`): the object is
+    /// written under a key unique to (incarnation, range) before the index
+    /// row; the hot rows go in the same transaction as the index row. An
+    /// alarm that dies is retried by the runtime and repeats the same put.
+    pub async fn alarm(&self) -> Result<(), StorageError> {
+        self.0.alarm_at.set(None);
+        let limits = self.0.settings.segment_limits;
+        let mut rotated = 0;
+        let mut more = false;
+        'rotate: loop {
+            let keys = hot_log::streams_over_hot_limits(&self.0.sql, limits.max_messages, limits.max_bytes, 16)?;
+            if keys.is_empty() {
+                break;
+            }
+            for key in keys {
+                while let Some(plan) = segment::plan_rotation(&self.0.sql, &key, limits)? {
+                    if rotated >= ROTATIONS_PER_ALARM {
+                        more = true;
+                        break 'rotate;
                     }
-                }
-                SseState::Wait(pos) => {
-                    let left_ms = (self.deadline_ms - now_ms()).max(0) as u64;
-                    if left_ms == 0 {
-                        return None;
+                    let object_key = format!("{}{}", self.0.namespace, plan.entry.object_key);
+                    self.bucket()?.put(object_key, plan.bytes.clone()).execute().await.map_err(storage)?;
+                    if let Some(garbage) = segment::commit_rotation(&self.0.sql, &plan)? {
+                        self.delete_segments(vec![garbage]);
                     }
-                    let keepalive = self.host.0.settings.long_poll_timeout_ms.max(100);
-                    if self.host.wait_change(Duration::from_millis(keepalive.min(left_ms))).await {
-                        self.state = SseState::Read(pos);
-                    } else {
-                        if now_ms() >= self.deadline_ms {
-                            return None;
-                        }
-                        self.state = SseState::Wait(pos);
-                        let cursor = self.host.cursor_value(self.client_cursor.as_deref());
-                        return Some(Bytes::from(durable_streams_service::sse_keepalive(pos, cursor)));
-                    }
+                    rotated += 1;
                 }
             }
+        }
+        let now = now_ms();
+        let swept = self.0.engine.sweep_expired(&self.0.sql, now, SWEEP_PER_ALARM).map_err(engine_storage)?;
+        let more = more || swept.removed.len() as u64 >= SWEEP_PER_ALARM;
+        if !swept.removed.is_empty() {
+            let keys: Vec<&str> = swept.removed.iter().map(String::as_str).collect();
+            self.notify(&keys);
+        }
+        self.delete_segments(swept.garbage);
+        let next = if more {
+            Some(now)
+        } else {
+            hot_log::next_expiry_ms(&self.0.sql)?.map(|at| at.max(now + if at <= now { EXPIRY_RECHECK_MS } else { 0 }))
+        };
+        if let Some(at) = next {
+            self.arm_alarm(at).await?;
+        }
+        Ok(())
+    }
+
+    /// Accepts an SSE reader's WebSocket after its first read succeeded, and
+    /// starts delivery. The object may hibernate between deliveries: the
+    /// reader's position lives in the socket's attachment.
+    pub fn accept_sse(&self, key: &str, first: &ReadChunk, client_cursor: Option<String>) -> Result<WebSocket, ProtocolError> {
+        if self.0.state.get_websockets().len() >= SSE_READERS_MAX {
+            return Err(ProtocolError::Storage(StorageError::new("too many SSE readers on this stream; retry later")));
+        }
+        let pair = worker::WebSocketPair::new().map_err(|e| ProtocolError::Storage(storage(e)))?;
+        let base64 = content_type::sse_needs_base64(&first.outcome.content_type);
+        let reader = SseReader {
+            id: (self.random() >> 32) as u32,
+            key: key.to_owned(),
+            offset: first.outcome.start.to_string(),
+            base64,
+            client_cursor,
+            deadline_ms: now_ms() + self.0.settings.sse_reconnect_ms as i64,
+            sent_bytes: 0,
+            sent_any: false,
+        };
+        self.0.state.accept_web_socket(&pair.server);
+        let setup = pair
+            .server
+            .serialize_attachment(&reader)
+            .and_then(|()| pair.server.send(&SseHello { base64 }));
+        if let Err(error) = setup {
+            let _ = pair.server.close(Some(1011), Some("setup failed"));
+            return Err(ProtocolError::Storage(storage(error)));
+        }
+        let host = self.clone();
+        let server = pair.server;
+        worker::wasm_bindgen_futures::spawn_local(async move { host.pump(server).await });
+        Ok(pair.client)
+    }
+
+    /// Delivers everything an SSE reader has not seen yet. One delivery per
+    /// reader runs at a time; a change that arrives meanwhile is picked up
+    /// by the final synchronous tail check (no await between that check and
+    /// giving up the reader).
+    async fn pump(&self, ws: WebSocket) {
+        let Ok(Some(mut reader)) = ws.deserialize_attachment::<SseReader>() else { return };
+        if !self.0.pumping.borrow_mut().insert(reader.id) {
+            return;
+        }
+        let timing = Cell::new(Timing::default());
+        loop {
+            let end = |why: &str| {
+                let _ = ws.close(Some(1000), Some(why));
+            };
+            if now_ms() >= reader.deadline_ms || reader.sent_bytes >= SSE_CONNECTION_BYTES_MAX {
+                end("reconnect");
+                break;
+            }
+            let Ok(position) = Offset::parse(&reader.offset) else {
+                end("bad position");
+                break;
+            };
+            let chunk = match self.read_chunk(&reader.key, ReadFrom::At(position), &timing).await {
+                Ok(chunk) => chunk,
+                Err(_) => {
+                    end("stream unavailable");
+                    break;
+                }
+            };
+            let cursor = self.cursor_value(reader.client_cursor.as_deref());
+            let frames = chunk.sse_frames(reader.base64, cursor, reader.sent_any);
+            if !frames.is_empty() {
+                if ws.send_with_bytes(&frames).is_err() {
+                    break;
+                }
+                reader.sent_any = true;
+                reader.sent_bytes += frames.len() as u64;
+            }
+            reader.offset = chunk.outcome.next_offset.to_string();
+            if ws.serialize_attachment(&reader).is_err() {
+                end("state lost");
+                break;
+            }
+            if chunk.outcome.closed {
+                end("stream closed");
+                break;
+            }
+            if chunk.outcome.has_data() && !chunk.outcome.up_to_date {
+                continue;
+            }
+            // Up to date as of the read; anything appended since (while
+            // segments were fetched) is still ours to send.
+            match self.0.engine.head(&self.0.sql, &reader.key, now_ms()) {
+                Ok(head) if head.next_offset != chunk.outcome.next_offset || head.closed => continue,
+                Ok(_) => break,
+                Err(_) => {
+                    end("stream unavailable");
+                    break;
+                }
+            }
+        }
+        self.0.pumping.borrow_mut().remove(&reader.id);
+    }
+}
+
+fn storage_error(error: worker::Error) -> StorageError {
+    StorageError::new(error.to_string())
+}
+
+fn engine_storage(error: ProtocolError) -> StorageError {
+    match error {
+        ProtocolError::Storage(error) => error,
+        other => StorageError::new(other.to_string()),
+    }
+}
+
+/// The host for one request: the object plus that request's timing.
+pub struct RequestHost {
+    pub host: DoHost,
+    pub timing: Cell<Timing>,
+}
+
+impl RequestHost {
+    pub fn new(host: DoHost) -> RequestHost {
+        RequestHost { host, timing: Cell::new(Timing::default()) }
+    }
+
+    /// After a write: arm the alarm for rotation (and, after a creation,
+    /// for the next expiry). A failure here never fails the committed write;
+    /// the next write retries it.
+    async fn maintenance_after(&self, key: &str, created: bool) {
+        let host = &self.host;
+        let mut result = host.after_append(key).await;
+        if created && result.is_ok() {
+            result = match hot_log::next_expiry_ms(&host.0.sql) {
+                Ok(Some(at)) => host.arm_alarm(at).await,
+                Ok(None) => Ok(()),
+                Err(error) => Err(error),
+            };
+        }
+        if let Err(error) = result {
+            worker::console_warn!("arming the maintenance alarm failed: {error}");
         }
     }
 }
 
 #[async_trait::async_trait(?Send)]
-impl StreamHost for DoHost {
+impl StreamHost for RequestHost {
     async fn create(&self, request: CreateRequest) -> Result<CreateOutcome, ProtocolError> {
-        let outcome = self.0.engine.create(&self.0.sql, request, now_ms())?;
-        self.notify();
+        let host = &self.host;
+        let key = request.key.clone();
+        let outcome = host.0.engine.create(&host.0.sql, request, now_ms())?;
+        host.delete_segments(outcome.garbage.clone());
+        host.notify(&[&key]);
+        self.maintenance_after(&key, true).await;
         Ok(outcome)
     }
 
     async fn append(&self, request: AppendRequest) -> Result<AppendOutcome, ProtocolError> {
-        let outcome = self.0.engine.append(&self.0.sql, request, now_ms())?;
+        let host = &self.host;
+        let key = request.key.clone();
+        let outcome = host.0.engine.append(&host.0.sql, request, now_ms())?;
         if outcome.changed() {
-            self.notify();
+            host.notify(&[&key]);
+            self.maintenance_after(&key, false).await;
         }
         Ok(outcome)
     }
 
     async fn delete(&self, key: String) -> Result<DeleteOutcome, ProtocolError> {
-        let outcome = self.0.engine.delete(&self.0.sql, &key, now_ms())?;
-        self.notify();
+        let host = &self.host;
+        let outcome = host.0.engine.delete(&host.0.sql, &key, now_ms())?;
+        host.delete_segments(outcome.garbage.clone());
+        let mut keys: Vec<&str> = outcome.removed.iter().map(String::as_str).collect();
+        keys.push(&key);
+        host.notify(&keys);
         Ok(outcome)
     }
 
     async fn head(&self, key: String) -> Result<HeadOutcome, ProtocolError> {
-        self.0.engine.head(&self.0.sql, &key, now_ms())
+        self.host.0.engine.head(&self.host.0.sql, &key, now_ms())
     }
 
     async fn read(&self, key: &str, from: ReadFrom) -> Result<ReadChunk, ProtocolError> {
-        self.read_and_touch(key, from)
+        self.host.read_and_touch(key, from, &self.timing).await
     }
 
     async fn long_poll(&self, key: &str, from: ReadFrom) -> Result<LongPoll, ProtocolError> {
-        let first = self.read_and_touch(key, from)?;
+        let host = &self.host;
+        let first = host.read_and_touch(key, from, &self.timing).await?;
         if first.ends_long_poll(from) {
             return Ok(LongPoll::Ready(first));
         }
         let mut pos = first.outcome.next_offset;
         let mut last = first;
-        let deadline_ms = now_ms() + self.0.settings.long_poll_timeout_ms as i64;
+        let deadline_ms = now_ms() + host.0.settings.long_poll_timeout_ms as i64;
         loop {
             let left_ms = deadline_ms - now_ms();
-            if left_ms <= 0 || !self.wait_change(Duration::from_millis(left_ms as u64)).await {
+            if left_ms <= 0 || !host.wait_change(Duration::from_millis(left_ms as u64)).await {
                 break;
             }
-            let chunk = self.read_chunk(key, ReadFrom::At(pos))?;
+            let chunk = host.read_chunk(key, ReadFrom::At(pos), &self.timing).await?;
             if chunk.outcome.has_data() || chunk.outcome.closed {
                 return Ok(LongPoll::Ready(chunk));
             }
@@ -275,25 +593,13 @@ impl StreamHost for DoHost {
         Ok(LongPoll::TimedOut { tail: last.outcome.next_offset, closed: last.outcome.closed })
     }
 
-    async fn sse(&self, key: &str, from: ReadFrom, client_cursor: Option<String>) -> Result<SseStream, ProtocolError> {
-        let first = self.read_and_touch(key, from)?;
-        let base64 = content_type::sse_needs_base64(&first.outcome.content_type);
-        let state = SseLoop {
-            host: self.clone(),
-            key: key.to_owned(),
-            base64,
-            client_cursor,
-            deadline_ms: now_ms() + self.0.settings.sse_reconnect_ms as i64,
-            sent_any: false,
-            state: SseState::Emit(first),
-        };
-        let events = futures::stream::unfold(state, |mut state| async move {
-            state.next().await.map(|bytes| (Ok(bytes), state))
-        });
-        Ok(SseStream { base64, events: Box::pin(events) })
+    /// SSE reaches the object only as a WebSocket upgrade (see
+    /// [`DoHost::accept_sse`]); the edge never sends a plain SSE request.
+    async fn sse(&self, _key: &str, _from: ReadFrom, _client_cursor: Option<String>) -> Result<SseStream, ProtocolError> {
+        Err(ProtocolError::Storage(StorageError::new("SSE is served through the WebSocket bridge")))
     }
 
     fn cursor(&self, client: Option<&str>) -> String {
-        self.cursor_value(client)
+        self.host.cursor_value(client)
     }
 }
