@@ -162,7 +162,8 @@ pub fn plan_rotation(
     if count <= limits.max_messages && bytes <= limits.max_bytes {
         return Ok(None);
     }
-    let candidates = hot_log::hot_messages(db, stream_key, 0, u64::MAX >> 1, limits.max_messages.max(1))?;
+    // Positions stay below 2^53 (exact in every host, JavaScript numbers included).
+    let candidates = hot_log::hot_messages(db, stream_key, 0, (1u64 << 53) - 1, limits.max_messages.max(1))?;
     let mut taken = Vec::new();
     let mut size = 0u64;
     for m in candidates {

@@ -98,7 +98,7 @@ impl SqlExecutor for DoSql {
         // reference to it; the Closure below is dropped before `body` goes out
         // of scope, so the erased lifetime never outlives the borrow.
         let body: &'static mut dyn FnMut() -> Result<JsValue, JsValue> = unsafe { std::mem::transmute(body) };
-        let closure = Closure::wrap(Box::new(move || body()) as Box<dyn FnMut() -> Result<JsValue, JsValue>>);
+        let closure = Closure::wrap(Box::new(body) as Box<dyn FnMut() -> Result<JsValue, JsValue>>);
         let call = self.transaction_sync.call1(&self.storage, closure.as_ref());
         drop(closure);
         match (outcome, call) {
