@@ -304,3 +304,57 @@ fn bad_stream_paths_are_rejected() {
     }
     assert!(api.reads.lock().unwrap().is_empty());
 }
+
+/// Refuses appends, admits the rest, and grants the project's origins.
+struct TestGate;
+
+#[async_trait::async_trait]
+impl durable_streams_api::Gate for TestGate {
+    async fn admit(
+        &self,
+        ctx: &mut RequestContext,
+        admission: durable_streams_api::Admission<'_>,
+    ) -> Result<(), ApiError> {
+        assert_eq!(admission.project().as_deref(), Some("proj"));
+        ctx.cors_origins = vec!["https://app.example".to_owned()];
+        match admission {
+            durable_streams_api::Admission::Operation { operation, .. }
+                if operation == durable_streams_api::router::OperationId::AppendStream =>
+            {
+                Err(durable_streams_api::Problem::new(http::StatusCode::UNAUTHORIZED, "no").into())
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+fn call_gated(api: &Recorder, request: http::Request<Bytes>) -> http::Response<Body> {
+    let config = ServiceConfig { cors: CorsOrigins::None };
+    let ctx = RequestContext::new("req-1", 0, "http://localhost");
+    futures::executor::block_on(durable_streams_api::handle_gated(api, &TestGate, &config, ctx, request))
+}
+
+#[test]
+fn the_gate_runs_before_handlers_and_its_origins_reach_refusals() {
+    let api = Recorder::default();
+    let from = |origin: &str| {
+        request("POST", "/v1/stream/proj/s").header("origin", origin).body(Bytes::from_static(b"x")).unwrap()
+    };
+    let refused = call_gated(&api, from("https://app.example"));
+    assert_eq!(refused.status(), 401);
+    assert!(api.appends.lock().unwrap().is_empty(), "the handler never ran");
+    assert_eq!(refused.headers()["access-control-allow-origin"], "https://app.example");
+    let foreign = call_gated(&api, from("https://evil.example"));
+    assert!(foreign.headers().get("access-control-allow-origin").is_none(), "a foreign origin gets no CORS headers");
+
+    let read = call_gated(&api, request("GET", "/v1/stream/proj/s").body(Bytes::new()).unwrap());
+    assert_eq!(read.status(), 200);
+    assert_eq!(api.reads.lock().unwrap().len(), 1);
+
+    let preflight = call_gated(
+        &api,
+        request("OPTIONS", "/v1/stream/proj/s").header("origin", "https://app.example").body(Bytes::new()).unwrap(),
+    );
+    assert_eq!(preflight.status(), 204, "preflights are never refused");
+    assert_eq!(preflight.headers()["access-control-allow-origin"], "https://app.example");
+}

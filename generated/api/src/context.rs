@@ -64,6 +64,15 @@ pub struct RequestContext {
     pub project: Option<String>,
     /// Whether the caller asked for `Server-Timing` (`X-Debug-Timing`).
     pub debug_timing: bool,
+    /// Browser origins the addressed project allows (set by the gate), on
+    /// top of the host-wide list.
+    pub cors_origins: Vec<String>,
+    /// The caller sent no credentials to a project that requires them; the
+    /// gate admitted the request only as a read of a public stream, which the
+    /// stream handler confirms (`401` otherwise).
+    pub anonymous: bool,
+    /// The project's default for the public flag of new streams.
+    pub public_default: bool,
 }
 
 impl RequestContext {
@@ -76,6 +85,9 @@ impl RequestContext {
             principal: None,
             project: None,
             debug_timing: false,
+            cors_origins: Vec::new(),
+            anonymous: false,
+            public_default: false,
         }
     }
 }

@@ -8,6 +8,8 @@ pub mod names {
     pub const CONTENT_TYPE: &str = "content-type";
     /// `Authorization`: `Bearer <JWT>` credentials for the project that owns the resource.
     pub const AUTHORIZATION: &str = "authorization";
+    /// `WWW-Authenticate`: On `401`: the `Bearer` challenge (`error="invalid_token"` when a token was sent but refused). Never names a secret.
+    pub const WWW_AUTHENTICATE: &str = "www-authenticate";
     /// `If-None-Match`: An ETag from an earlier read; a match answers `304 Not Modified`.
     pub const IF_NONE_MATCH: &str = "if-none-match";
     /// `ETag`: Identifies the byte range a read returned and the stream's closure status; changes whenever either changes.
@@ -108,6 +110,16 @@ pub const REGISTRY: &[HeaderSpec] = &[
         cors_expose: false,
         always: None,
         description: "`Bearer <JWT>` credentials for the project that owns the resource.",
+    },
+    HeaderSpec {
+        name: "WWW-Authenticate",
+        direction: "response",
+        codec: "text",
+        pattern: "^[\\x20-\\x7E]*$",
+        cors_allow: false,
+        cors_expose: true,
+        always: None,
+        description: "On `401`: the `Bearer` challenge (`error=\"invalid_token\"` when a token was sent but refused). Never names a secret.",
     },
     HeaderSpec {
         name: "If-None-Match",
@@ -403,7 +415,7 @@ pub const REGISTRY: &[HeaderSpec] = &[
 /// `Access-Control-Allow-Headers`: every request header browsers may send.
 pub const CORS_ALLOW_HEADERS: &str = "content-type, authorization, if-none-match, stream-closed, stream-ttl, stream-expires-at, stream-seq, stream-forked-from, stream-fork-offset, stream-fork-sub-offset, producer-id, producer-epoch, producer-seq, x-request-id, x-debug-timing";
 /// `Access-Control-Expose-Headers`: every response header browsers may read.
-pub const CORS_EXPOSE_HEADERS: &str = "content-type, etag, cache-control, location, content-encoding, vary, retry-after, stream-next-offset, stream-up-to-date, stream-closed, stream-cursor, stream-ttl, stream-expires-at, stream-sse-data-encoding, producer-epoch, producer-seq, producer-expected-seq, producer-received-seq, x-request-id, server-timing";
+pub const CORS_EXPOSE_HEADERS: &str = "content-type, www-authenticate, etag, cache-control, location, content-encoding, vary, retry-after, stream-next-offset, stream-up-to-date, stream-closed, stream-cursor, stream-ttl, stream-expires-at, stream-sse-data-encoding, producer-epoch, producer-seq, producer-expected-seq, producer-received-seq, x-request-id, server-timing";
 /// Adds the headers every response carries, errors included.
 pub fn apply_always(headers: &mut http::HeaderMap) {
     headers

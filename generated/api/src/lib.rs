@@ -24,7 +24,9 @@ pub mod types;
 pub use body::Body;
 pub use context::{Principal, RequestContext, Scope};
 pub use problem::ApiError;
-pub use service::{handle, CorsOrigins, ServiceConfig};
+pub use service::{
+    handle, handle_gated, Admission, CorsOrigins, Gate, OpenGate, ServiceConfig,
+};
 pub use stream_path::StreamPath;
 pub use traits::*;
 pub use types::Problem;

@@ -39,7 +39,8 @@ pub const SCHEMA: &[&str] = &[
         last_stream_seq TEXT,
         closed_by_producer TEXT,
         closed_by_epoch INTEGER,
-        closed_by_seq INTEGER
+        closed_by_seq INTEGER,
+        public INTEGER NOT NULL DEFAULT 0
     )",
     "CREATE INDEX IF NOT EXISTS ds_streams_fork_source ON ds_streams (fork_source)",
     "CREATE TABLE IF NOT EXISTS ds_messages (
@@ -69,10 +70,14 @@ pub const SCHEMA: &[&str] = &[
     "CREATE TABLE IF NOT EXISTS ds_counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL)",
 ];
 
-/// Create the tables if needed.
+/// Create the tables if needed, and add columns that databases created by
+/// earlier versions lack.
 pub fn migrate(db: &impl SqlExecutor) -> Result<(), StorageError> {
     for stmt in SCHEMA {
         db.execute(stmt, &[])?;
+    }
+    if db.query("SELECT public FROM ds_streams LIMIT 0", &[]).is_err() {
+        db.execute("ALTER TABLE ds_streams ADD COLUMN public INTEGER NOT NULL DEFAULT 0", &[])?;
     }
     Ok(())
 }
@@ -104,6 +109,8 @@ pub struct StreamRow {
     pub soft_deleted: bool,
     pub last_stream_seq: Option<String>,
     pub closed_by: Option<ClosedBy>,
+    /// Readable without credentials (fixed at creation).
+    pub public: bool,
 }
 
 impl StreamRow {
@@ -118,7 +125,7 @@ impl StreamRow {
 
 const STREAM_COLS: &str = "stream_key, incarnation, content_type, ttl_s, expires_at_ms, expires_at_raw, \
     last_access_ms, created_ms, closed, tail_pos, fork_source, fork_pos, fork_offset_req, fork_sub_offset, \
-    soft_deleted, last_stream_seq, closed_by_producer, closed_by_epoch, closed_by_seq";
+    soft_deleted, last_stream_seq, closed_by_producer, closed_by_epoch, closed_by_seq, public";
 
 fn stream_from_row(r: &Row) -> Result<StreamRow, StorageError> {
     let expiry = match (r.opt_int(3)?, r.opt_int(4)?) {
@@ -156,6 +163,7 @@ fn stream_from_row(r: &Row) -> Result<StreamRow, StorageError> {
         soft_deleted: r.int(14)? != 0,
         last_stream_seq: r.opt_text(15)?,
         closed_by,
+        public: r.int(19)? != 0,
     })
 }
 
@@ -171,7 +179,7 @@ pub fn insert_stream(db: &impl SqlExecutor, s: &StreamRow) -> Result<(), Storage
         Expiry::ExpiresAt { at_ms, raw } => (None, Some(*at_ms), Some(raw.clone())),
     };
     let sql = format!(
-        "INSERT INTO ds_streams ({STREAM_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)"
+        "INSERT INTO ds_streams ({STREAM_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20)"
     );
     let fork = s.fork.as_ref();
     db.execute(
@@ -196,6 +204,7 @@ pub fn insert_stream(db: &impl SqlExecutor, s: &StreamRow) -> Result<(), Storage
             s.closed_by.as_ref().map(|c| c.producer_id.clone()).into(),
             s.closed_by.as_ref().map(|c| c.epoch).into(),
             s.closed_by.as_ref().map(|c| c.seq).into(),
+            i64::from(s.public).into(),
         ],
     )?;
     Ok(())

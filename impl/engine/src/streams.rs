@@ -57,6 +57,11 @@ pub struct CreateRequest {
     pub closed: bool,
     pub fork: Option<ForkSpec>,
     pub body: Bytes,
+    /// `?public=`: readable without credentials; `None` takes `public_default`.
+    /// Immutable: confirming an existing stream with a different flag conflicts.
+    pub public: Option<bool>,
+    /// The project's default for streams created without `?public=`.
+    pub public_default: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -164,6 +169,8 @@ pub struct ReadOutcome {
     pub closed: bool,
     /// The stream has a sliding TTL: the host must [`Engine::touch`] it for this read.
     pub needs_touch: bool,
+    /// The stream is readable without credentials.
+    pub public: bool,
     pub pieces: Vec<Piece>,
 }
 
@@ -266,6 +273,8 @@ pub struct HeadOutcome {
     pub content_type: String,
     pub next_offset: Offset,
     pub closed: bool,
+    /// The stream is readable without credentials.
+    pub public: bool,
     pub expiry: Expiry,
 }
 
@@ -389,6 +398,7 @@ impl Engine {
             soft_deleted: false,
             last_stream_seq: None,
             closed_by: None,
+            public: req.public.unwrap_or(req.public_default),
         };
         let messages = self.split_body(&row.content_type, &req.body, BodyKind::Create)?;
         hot_log::insert_stream(db, &row)?;
@@ -429,7 +439,8 @@ impl Engine {
             }
             _ => false,
         };
-        if !type_ok || !expiry_ok || !fork_ok || existing.closed != req.closed {
+        let public_ok = req.public.is_none_or(|public| public == existing.public);
+        if !type_ok || !expiry_ok || !fork_ok || !public_ok || existing.closed != req.closed {
             return Err(ProtocolError::ConfigMismatch("stream exists with a different configuration".into()));
         }
         if existing.expiry.is_sliding() {
@@ -554,6 +565,7 @@ impl Engine {
             up_to_date,
             closed: s.closed && up_to_date,
             needs_touch: s.expiry.is_sliding(),
+            public: s.public,
             pieces,
         })
     }
@@ -561,7 +573,13 @@ impl Engine {
     /// Metadata; does not renew the TTL.
     pub fn head(&self, db: &impl SqlExecutor, key: &str, now_ms: i64) -> Result<HeadOutcome, ProtocolError> {
         let s = live_stream(db, key, now_ms)?;
-        Ok(HeadOutcome { content_type: s.content_type, next_offset: Offset::at(s.tail), closed: s.closed, expiry: s.expiry })
+        Ok(HeadOutcome {
+            content_type: s.content_type,
+            next_offset: Offset::at(s.tail),
+            closed: s.closed,
+            expiry: s.expiry,
+            public: s.public,
+        })
     }
 
     /// Renew a sliding TTL (reads). Fails like a read if the stream is missing or expired.

@@ -304,3 +304,42 @@ fn oversized_bodies_are_refused() {
     create(&e, &c, "s", "text/plain", "").unwrap();
     assert!(matches!(append(&e, &c, "s", "text/plain", "12345"), Err(ProtocolError::PayloadTooLarge { .. })));
 }
+
+#[test]
+fn public_flag_is_fixed_at_creation() {
+    let (e, c) = (engine(), db());
+    let public = CreateRequest { key: "p".into(), public: Some(true), ..Default::default() };
+    e.create(&c, public.clone(), 0).unwrap();
+    assert!(e.head(&c, "p", 0).unwrap().public);
+    assert!(e.read(&c, &ReadRequest { key: "p".into(), from: ReadFrom::Start }, 0).unwrap().public);
+    assert_eq!(e.create(&c, public, 0).unwrap().status, CreateStatus::Exists);
+    let unsaid = CreateRequest { key: "p".into(), ..Default::default() };
+    assert_eq!(e.create(&c, unsaid, 0).unwrap().status, CreateStatus::Exists, "no flag: nothing to compare");
+    let private = CreateRequest { key: "p".into(), public: Some(false), ..Default::default() };
+    assert!(matches!(e.create(&c, private, 0), Err(ProtocolError::ConfigMismatch(_))));
+    let by_default = CreateRequest { key: "d".into(), public_default: true, ..Default::default() };
+    e.create(&c, by_default, 0).unwrap();
+    assert!(e.head(&c, "d", 0).unwrap().public, "the project's default applies");
+    e.create(&c, CreateRequest { key: "q".into(), ..Default::default() }, 0).unwrap();
+    assert!(!e.head(&c, "q", 0).unwrap().public, "private unless asked");
+}
+
+#[test]
+fn databases_of_earlier_versions_gain_the_public_column() {
+    let c = Connection::open_in_memory().unwrap();
+    // The stream table as the first release created it.
+    c.execute_batch(
+        "CREATE TABLE ds_streams (stream_key TEXT PRIMARY KEY, incarnation INTEGER NOT NULL, content_type TEXT NOT NULL, \
+         ttl_s INTEGER, expires_at_ms INTEGER, expires_at_raw TEXT, last_access_ms INTEGER NOT NULL, created_ms INTEGER NOT NULL, \
+         closed INTEGER NOT NULL DEFAULT 0, tail_pos INTEGER NOT NULL, fork_source TEXT, fork_pos INTEGER NOT NULL DEFAULT 0, \
+         fork_offset_req TEXT, fork_sub_offset INTEGER NOT NULL DEFAULT 0, soft_deleted INTEGER NOT NULL DEFAULT 0, \
+         last_stream_seq TEXT, closed_by_producer TEXT, closed_by_epoch INTEGER, closed_by_seq INTEGER); \
+         INSERT INTO ds_streams (stream_key, incarnation, content_type, last_access_ms, created_ms, tail_pos) \
+         VALUES ('old', 1, 'text/plain', 0, 0, 0);",
+    )
+    .unwrap();
+    hot_log::migrate(&c).unwrap();
+    hot_log::migrate(&c).unwrap();
+    let e = engine();
+    assert!(!e.head(&c, "old", 0).unwrap().public);
+}

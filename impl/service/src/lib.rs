@@ -118,6 +118,32 @@ pub fn problem(error: &ProtocolError) -> Problem {
     }
 }
 
+/// `401` with the `Bearer` challenge. `invalid_token` says a token was sent
+/// but refused; the detail never names a secret.
+pub fn unauthorized(detail: &str, invalid_token: bool) -> ApiError {
+    let problem = Problem {
+        type_: "about:blank".to_owned(),
+        title: "Unauthorized".to_owned(),
+        status: 401,
+        detail: Some(detail.to_owned()),
+    };
+    let challenge = if invalid_token { "Bearer error=\"invalid_token\"" } else { "Bearer" };
+    ApiError::from(problem).with_header(
+        http::HeaderName::from_static(durable_streams_api::headers::names::WWW_AUTHENTICATE),
+        http::HeaderValue::from_static(challenge),
+    )
+}
+
+/// A caller without credentials (`ctx.anonymous`) may read public streams
+/// only; anything else is `401` — streams that do not exist included, so
+/// their existence does not leak.
+pub fn anonymous_may_read(ctx: &RequestContext, public: Option<bool>) -> Result<(), ApiError> {
+    if !ctx.anonymous || public == Some(true) {
+        return Ok(());
+    }
+    Err(unauthorized("this stream requires a bearer token", false))
+}
+
 /// Errors no operation documents (storage failures) become `503`.
 fn undocumented(error: &ProtocolError) -> ApiError {
     ApiError::from(problem(error))
@@ -216,6 +242,8 @@ impl<H: StreamHost> StreamsApi for StreamsService<H> {
             closed: request.stream_closed,
             fork,
             body: request.body,
+            public: request.public,
+            public_default: ctx.public_default,
         };
         let outcome = match self.host.create(create).await {
             Ok(outcome) => outcome,
@@ -317,7 +345,7 @@ impl<H: StreamHost> StreamsApi for StreamsService<H> {
         })
     }
 
-    async fn read_stream(&self, _ctx: &RequestContext, request: ReadStreamRequest) -> Result<ReadStreamResponse, ApiError> {
+    async fn read_stream(&self, ctx: &RequestContext, request: ReadStreamRequest) -> Result<ReadStreamResponse, ApiError> {
         let refuse = |error: ProtocolError| -> Result<ReadStreamResponse, ApiError> {
             let body = problem(&error);
             Ok(match error {
@@ -328,6 +356,10 @@ impl<H: StreamHost> StreamsApi for StreamsService<H> {
             })
         };
         let key = request.stream.key();
+        if ctx.anonymous {
+            let public = self.host.head(key.clone()).await.ok().map(|h| h.public);
+            anonymous_may_read(ctx, public)?;
+        }
         if request.live.is_some() && request.offset.is_none() {
             return refuse(ProtocolError::bad_request("live reads require the `offset` query parameter"));
         }
@@ -384,8 +416,10 @@ impl<H: StreamHost> StreamsApi for StreamsService<H> {
         }
     }
 
-    async fn head_stream(&self, _ctx: &RequestContext, request: HeadStreamRequest) -> Result<HeadStreamResponse, ApiError> {
-        match self.host.head(request.stream.key()).await {
+    async fn head_stream(&self, ctx: &RequestContext, request: HeadStreamRequest) -> Result<HeadStreamResponse, ApiError> {
+        let head = self.host.head(request.stream.key()).await;
+        anonymous_may_read(ctx, head.as_ref().ok().map(|h| h.public))?;
+        match head {
             Ok(head) => {
                 let (stream_ttl, stream_expires_at) = match head.expiry {
                     Expiry::Never => (None, None),
