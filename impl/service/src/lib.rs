@@ -9,6 +9,8 @@
 // `ApiError` carries a problem body and headers by value, as the generated traits return it.
 #![allow(clippy::result_large_err)]
 
+pub mod projects;
+
 use bytes::Bytes;
 use durable_streams_api::body::BodyStream;
 use durable_streams_api::operations::*;
@@ -97,14 +99,22 @@ pub trait StreamHost: durable_streams_api::context::MaybeSendSync {
     fn cursor(&self, client: Option<&str>) -> String;
 }
 
-/// The generated traits implemented over a [`StreamHost`].
+/// The generated traits implemented over a [`StreamHost`] (and, for the
+/// config API, a [`projects::ProjectStore`]).
 pub struct StreamsService<H> {
     pub host: H,
+    pub projects: Option<projects::Projects>,
 }
 
 impl<H> StreamsService<H> {
     pub fn new(host: H) -> Self {
-        StreamsService { host }
+        StreamsService { host, projects: None }
+    }
+
+    /// Serves the config API from `projects`.
+    pub fn with_projects(mut self, projects: projects::Projects) -> Self {
+        self.projects = Some(projects);
+        self
     }
 }
 
@@ -466,7 +476,23 @@ impl<H: StreamHost> HealthApi for StreamsService<H> {
 impl<H: StreamHost> SubscriptionsApi for StreamsService<H> {}
 impl<H: StreamHost> EstuaryApi for StreamsService<H> {}
 impl<H: StreamHost> LegacyApi for StreamsService<H> {}
-impl<H: StreamHost> ConfigApi for StreamsService<H> {}
+#[cfg_attr(target_arch = "wasm32", async_trait::async_trait(?Send))]
+#[cfg_attr(not(target_arch = "wasm32"), async_trait::async_trait)]
+impl<H: StreamHost> ConfigApi for StreamsService<H> {
+    async fn get_config(&self, _ctx: &RequestContext, request: GetConfigRequest) -> Result<GetConfigResponse, ApiError> {
+        match &self.projects {
+            Some(projects) => projects::get_config(projects.as_ref(), request).await,
+            None => Err(Problem::new(http::StatusCode::NOT_IMPLEMENTED, "this host has no project store").into()),
+        }
+    }
+
+    async fn put_config(&self, ctx: &RequestContext, request: PutConfigRequest) -> Result<PutConfigResponse, ApiError> {
+        match &self.projects {
+            Some(projects) => projects::put_config(projects.as_ref(), ctx, request).await,
+            None => Err(Problem::new(http::StatusCode::NOT_IMPLEMENTED, "this host has no project store").into()),
+        }
+    }
+}
 
 #[cfg(test)]
 mod tests {
