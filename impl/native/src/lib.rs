@@ -11,11 +11,13 @@
 //! * [`http`] — the HTTP edge (axum): every request goes through the generated service
 //!   (`durable-streams-api`) into the streams API of `durable-streams-service`.
 //! * [`host`] — [`service::Service`] as that API's `StreamHost`.
+//! * [`projects`] — project configurations (signing secrets, CORS origins) in `projects.sqlite`.
 //! * [`config`] — limits and settings.
 
 pub mod config;
 pub mod host;
 pub mod http;
+pub mod projects;
 pub mod readers;
 pub mod segments;
 pub mod service;
