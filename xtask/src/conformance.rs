@@ -29,7 +29,11 @@ pub fn cli(args: Vec<String>) -> Result<()> {
             let opts = crate::worker::DevOpts {
                 port: util::free_port()?,
                 persist_to: Some(state.path().join("state")),
-                vars: vec![("LONG_POLL_TIMEOUT_MS".to_owned(), servers::LONG_POLL_TIMEOUT_MS.to_string())],
+                vars: vec![
+                    ("LONG_POLL_TIMEOUT_MS".to_owned(), servers::LONG_POLL_TIMEOUT_MS.to_string()),
+                    // The suite sends no credentials.
+                    ("AUTH_MODE".to_owned(), "none".to_owned()),
+                ],
                 log: Some(log.clone()),
             };
             let mut dev = crate::worker::start(&opts)

@@ -165,18 +165,26 @@ pub fn start(opts: &DevOpts) -> Result<WranglerDev> {
     Ok(dev)
 }
 
-/// `cargo xtask dev [--port N]`: the README's run command.
+/// `cargo xtask dev [--port N] [--auth none|jwt]`: the README's run command.
+/// Local development runs without auth unless `--auth jwt` asks for project
+/// tokens (secrets from the local `REGISTRY` KV namespace).
 pub fn dev(args: Vec<String>) -> Result<()> {
     let mut port = 8787u16;
+    let mut auth = "none".to_owned();
     let mut iter = args.into_iter();
     while let Some(arg) = iter.next() {
         match arg.as_str() {
             "--port" => port = iter.next().context("--port needs a value")?.parse()?,
+            "--auth" => auth = iter.next().context("--auth needs none or jwt")?,
             other => bail!("unknown argument {other}"),
         }
     }
-    let mut dev = start(&DevOpts { port, persist_to: None, vars: Vec::new(), log: None })?;
-    eprintln!("durable streams (Workers host) serving on {}", dev.base_url());
+    if auth != "none" && auth != "jwt" {
+        bail!("--auth must be none or jwt");
+    }
+    let vars = vec![("AUTH_MODE".to_owned(), auth.clone())];
+    let mut dev = start(&DevOpts { port, persist_to: None, vars, log: None })?;
+    eprintln!("durable streams (Workers host) serving on {} (auth: {auth})", dev.base_url());
     if let Some(child) = dev.child.as_mut() {
         child.wait()?;
     }

@@ -10,6 +10,7 @@
 
 mod bridge;
 mod do_sql;
+mod projects;
 mod stream_do;
 
 use async_trait::async_trait;
@@ -28,6 +29,8 @@ use worker::{durable_object, event, Context, DurableObject, Env, Request, Respon
 const STREAMS_BINDING: &str = "STREAMS";
 /// The R2 bucket binding of cold segments.
 const R2_BINDING: &str = "R2";
+/// The KV binding of project configurations.
+const REGISTRY_BINDING: &str = "REGISTRY";
 /// Base URL of edge → DO requests (never leaves the runtime).
 const INTERNAL_BASE: &str = "https://stream.internal";
 /// Carries the client-facing base URL to the DO (for `Location`).
@@ -331,7 +334,27 @@ impl HealthApi for Edge {
 impl SubscriptionsApi for Edge {}
 impl EstuaryApi for Edge {}
 impl LegacyApi for Edge {}
-impl ConfigApi for Edge {}
+#[async_trait(?Send)]
+impl ConfigApi for Edge {
+    async fn get_config(&self, _ctx: &RequestContext, request: GetConfigRequest) -> Result<GetConfigResponse, ApiError> {
+        durable_streams_service::projects::get_config(&self.projects()?, request).await
+    }
+
+    async fn put_config(&self, ctx: &RequestContext, request: PutConfigRequest) -> Result<PutConfigResponse, ApiError> {
+        durable_streams_service::projects::put_config(&self.projects()?, ctx, request).await
+    }
+}
+
+impl Edge {
+    /// The project store (`REGISTRY`).
+    fn projects(&self) -> Result<projects::KvProjects, ApiError> {
+        let kv = self
+            .env
+            .kv(REGISTRY_BINDING)
+            .map_err(|_| Problem::unavailable("the REGISTRY KV binding is not configured"))?;
+        Ok(projects::KvProjects::new(kv))
+    }
+}
 
 fn base_url(request: &Request) -> String {
     request
