@@ -318,11 +318,9 @@ impl durable_streams_api::Gate for TestGate {
         assert_eq!(admission.project().as_deref(), Some("proj"));
         ctx.cors_origins = vec!["https://app.example".to_owned()];
         match admission {
-            durable_streams_api::Admission::Operation { operation, .. }
-                if operation == durable_streams_api::router::OperationId::AppendStream =>
-            {
-                Err(durable_streams_api::Problem::new(http::StatusCode::UNAUTHORIZED, "no").into())
-            }
+            durable_streams_api::Admission::Operation {
+                operation: durable_streams_api::router::OperationId::AppendStream, ..
+            } => Err(durable_streams_api::Problem::new(http::StatusCode::UNAUTHORIZED, "no").into()),
             _ => Ok(()),
         }
     }

@@ -194,7 +194,9 @@ pub fn start(p: &Prepared, opts: &StartOpts) -> Result<Server> {
                 .arg("--data-dir")
                 .arg(data_dir.path())
                 .arg("--long-poll-timeout-ms")
-                .arg(&lp);
+                .arg(&lp)
+                // The conformance suite and the bench send no credentials.
+                .args(["--auth", "none"]);
             ("/health", true)
         }
         ServerKind::Node => {

@@ -13,7 +13,7 @@ use axum::extract::{Request, State};
 use axum::response::Response;
 use bytes::Bytes;
 use durable_streams_api::headers::names;
-use durable_streams_api::{Body, Problem, RequestContext, ServiceConfig};
+use durable_streams_api::{Body, Gate, Problem, RequestContext, ServiceConfig};
 use futures::TryStreamExt;
 use http_body_util::{BodyExt, Limited};
 
@@ -24,6 +24,8 @@ use crate::host::NativeHost;
 /// Shared state of the HTTP edge.
 pub struct HttpState {
     pub api: StreamsService<NativeHost>,
+    /// Authentication and authorization before every handler.
+    pub gate: Box<dyn Gate>,
     pub service: ServiceConfig,
     /// Largest request body accepted, in bytes.
     pub max_body_bytes: usize,
@@ -33,9 +35,15 @@ pub struct HttpState {
 }
 
 impl HttpState {
-    pub fn new(api: StreamsService<NativeHost>, service: ServiceConfig, max_body_bytes: usize, public_base_url: Option<String>) -> Self {
+    pub fn new(
+        api: StreamsService<NativeHost>,
+        gate: Box<dyn Gate>,
+        service: ServiceConfig,
+        max_body_bytes: usize,
+        public_base_url: Option<String>,
+    ) -> Self {
         let seed = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0);
-        HttpState { api, service, max_body_bytes, public_base_url, next_request: AtomicU64::new(seed << 16) }
+        HttpState { api, gate, service, max_body_bytes, public_base_url, next_request: AtomicU64::new(seed << 16) }
     }
 
     fn request_id(&self, request: &Request) -> String {
@@ -86,7 +94,7 @@ async fn handle(State(state): State<Arc<HttpState>>, request: Request) -> Respon
         }
     };
     let request = http::Request::from_parts(parts, body);
-    let response = durable_streams_api::handle(&state.api, &state.service, ctx, request).await;
+    let response = durable_streams_api::handle_gated(&state.api, state.gate.as_ref(), &state.service, ctx, request).await;
     into_axum(response)
 }
 

@@ -17,6 +17,7 @@
 pub mod config;
 pub mod host;
 pub mod http;
+pub mod operator;
 pub mod projects;
 pub mod readers;
 pub mod segments;

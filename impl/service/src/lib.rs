@@ -9,6 +9,7 @@
 // `ApiError` carries a problem body and headers by value, as the generated traits return it.
 #![allow(clippy::result_large_err)]
 
+pub mod auth;
 pub mod projects;
 
 use bytes::Bytes;
@@ -128,22 +129,6 @@ pub fn problem(error: &ProtocolError) -> Problem {
     }
 }
 
-/// `401` with the `Bearer` challenge. `invalid_token` says a token was sent
-/// but refused; the detail never names a secret.
-pub fn unauthorized(detail: &str, invalid_token: bool) -> ApiError {
-    let problem = Problem {
-        type_: "about:blank".to_owned(),
-        title: "Unauthorized".to_owned(),
-        status: 401,
-        detail: Some(detail.to_owned()),
-    };
-    let challenge = if invalid_token { "Bearer error=\"invalid_token\"" } else { "Bearer" };
-    ApiError::from(problem).with_header(
-        http::HeaderName::from_static(durable_streams_api::headers::names::WWW_AUTHENTICATE),
-        http::HeaderValue::from_static(challenge),
-    )
-}
-
 /// A caller without credentials (`ctx.anonymous`) may read public streams
 /// only; anything else is `401` — streams that do not exist included, so
 /// their existence does not leak.
@@ -151,7 +136,7 @@ pub fn anonymous_may_read(ctx: &RequestContext, public: Option<bool>) -> Result<
     if !ctx.anonymous || public == Some(true) {
         return Ok(());
     }
-    Err(unauthorized("this stream requires a bearer token", false))
+    Err(durable_streams_auth::AuthError::from(durable_streams_auth::Refusal::MissingCredentials).into())
 }
 
 /// Errors no operation documents (storage failures) become `503`.

@@ -24,6 +24,8 @@ impl Server {
             .arg(format!("127.0.0.1:{port}"))
             .arg("--data-dir")
             .arg(data_dir)
+            // Behaviour tests run without auth unless they choose a mode.
+            .args(if extra.contains(&"--auth") { &[][..] } else { &["--auth", "none"][..] })
             .args(extra)
             .stdout(Stdio::null())
             .stderr(log)

@@ -1,0 +1,63 @@
+//! The gate both hosts run before every handler: it loads the addressed
+//! project's configuration (CORS origins and the public default always; the
+//! signing secrets for the authorizer), then lets an
+//! [`Authorizer`](durable_streams_auth::Authorizer) decide. Every rule lives
+//! in `durable-streams-auth`; this module only wires it to the generated
+//! service's [`Gate`].
+
+use durable_streams_api::{Admission, ApiError, Gate, Problem, RequestContext};
+use durable_streams_auth::{Access, AuthRequest, Authorizer, Credentials, Visibility};
+
+use crate::projects::Projects;
+
+pub use durable_streams_auth::{
+    sign_hs256, BearerTokenAuth, ByMethod, Claims, JwtSessionAuth, NoAuth, ProjectJwtAuth, Refusal,
+};
+
+/// A [`Gate`] over an [`Authorizer`] and the project store.
+pub struct AuthGate<A> {
+    pub authorizer: A,
+    /// Where project configurations come from (`None`: no project features).
+    pub projects: Option<Projects>,
+}
+
+impl<A> AuthGate<A> {
+    pub fn new(authorizer: A, projects: Option<Projects>) -> AuthGate<A> {
+        AuthGate { authorizer, projects }
+    }
+}
+
+#[cfg_attr(target_arch = "wasm32", async_trait::async_trait(?Send))]
+#[cfg_attr(not(target_arch = "wasm32"), async_trait::async_trait)]
+impl<A: Authorizer> Gate for AuthGate<A> {
+    async fn admit(&self, ctx: &mut RequestContext, admission: Admission<'_>) -> Result<(), ApiError> {
+        let config = match (&self.projects, admission.project()) {
+            (Some(projects), Some(project)) => projects
+                .load(&project)
+                .await
+                .map_err(|e| ApiError::from(Problem::unavailable(format!("project store: {e}"))))?,
+            _ => None,
+        };
+        if let Some(config) = &config {
+            ctx.cors_origins = config.cors_origins.clone();
+            ctx.public_default = config.is_public.unwrap_or(false);
+        }
+        let Admission::Operation { operation, params, parts } = admission else { return Ok(()) };
+        let access = Access::from_route(operation, params);
+        let secrets: Vec<Vec<u8>> = config
+            .map(|c| c.signing_secrets.into_iter().map(String::into_bytes).collect())
+            .unwrap_or_default();
+        let request = AuthRequest {
+            access: &access,
+            credentials: Credentials::from_headers(&parts.headers),
+            signing_secrets: &secrets,
+            // The stream's flag lives with the stream: a public reader is
+            // admitted as anonymous and the streams service confirms it.
+            visibility: Visibility::Unknown,
+            now_secs: ctx.now_ms / 1000,
+        };
+        let caller = self.authorizer.authorize(&request)?;
+        caller.apply(ctx);
+        Ok(())
+    }
+}
