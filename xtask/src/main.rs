@@ -15,6 +15,7 @@ mod conformance;
 mod servers;
 mod util;
 mod worker;
+mod worker_auth;
 
 #[cfg(feature = "bench")]
 mod bench;
@@ -41,12 +42,14 @@ commands:
   worker-build               build the Workers host (installs worker-build,
                              wasm-bindgen-cli and the wasm target when missing)
   worker-check               `wrangler deploy --dry-run` and the bundle's gzipped size
-  dev [--port N]             run the Workers host under `wrangler dev`
-                             (default 127.0.0.1:8787, local SQLite and R2 state)
+  worker-auth                the auth matrix against `wrangler dev` (AUTH_MODE=jwt)
+  dev [--port N] [--auth M]  run the Workers host under `wrangler dev`
+                             (default 127.0.0.1:8787, local SQLite, R2 and KV
+                             state; auth none unless `--auth jwt`)
   ci                         codegen --check, cargo test --workspace,
                              wasm32 check of durable-streams-api,
                              conformance native, conformance worker,
-                             worker-check
+                             worker-auth, worker-check
 ";
 
 fn main() {
@@ -82,6 +85,7 @@ fn real_main() -> Result<()> {
             worker::build()
         }
         "dev" => worker::dev(args),
+        "worker-auth" => worker_auth::run(),
         "worker-check" => {
             util::Args::new(args).finish()?;
             worker::deploy_check()
@@ -140,6 +144,7 @@ fn ci() -> Result<()> {
     steps.push(("cargo check --target wasm32-unknown-unknown -p durable-streams-api", wasm));
     steps.push(("cargo xtask conformance native", xtask(&["conformance", "native"])));
     steps.push(("cargo xtask conformance worker", xtask(&["conformance", "worker"])));
+    steps.push(("cargo xtask worker-auth", xtask(&["worker-auth"])));
     steps.push(("cargo xtask worker-check", xtask(&["worker-check"])));
 
     let n = steps.len();

@@ -10,6 +10,7 @@
 #![allow(clippy::result_large_err)]
 
 pub mod auth;
+pub mod forwarded;
 pub mod projects;
 
 use bytes::Bytes;
@@ -27,8 +28,17 @@ use durable_streams_engine::{
     HeadOutcome, Offset, ProtocolError, ReadFrom, ReadOutcome,
 };
 
-/// `Cache-Control` of catch-up chunks that do not reach the tail: immutable ranges.
+/// `Cache-Control` of catch-up chunks that do not reach the tail (immutable
+/// ranges) of streams anyone may read: shared caches may keep them.
 const CACHEABLE_CHUNK: &str = "public, max-age=60, stale-while-revalidate=300";
+/// The same for streams that need credentials: only the caller's own cache.
+const PRIVATE_CHUNK: &str = "private, max-age=60, stale-while-revalidate=300";
+
+/// Whether an answer about a stream may be kept by shared caches: the
+/// stream is public, or the host runs without authentication.
+fn shareable(ctx: &RequestContext, public: bool) -> bool {
+    public || (ctx.principal.is_none() && !ctx.anonymous)
+}
 
 /// One catch-up chunk with its rendered body.
 #[derive(Debug, Clone)]
@@ -166,7 +176,13 @@ fn read_from(offset: Option<&str>) -> Result<ReadFrom, ProtocolError> {
     offset.map(ReadFrom::parse).transpose().map(|from| from.unwrap_or(ReadFrom::Start))
 }
 
-fn catch_up_response(key: &str, from: ReadFrom, chunk: ReadChunk, if_none_match: Option<&str>) -> ReadStreamResponse {
+fn catch_up_response(
+    key: &str,
+    from: ReadFrom,
+    chunk: ReadChunk,
+    if_none_match: Option<&str>,
+    shared: bool,
+) -> ReadStreamResponse {
     let o = &chunk.outcome;
     let at_now = matches!(from, ReadFrom::Now);
     let tag = (!at_now).then(|| etag::etag(key, o.start, o.next_offset, o.closed));
@@ -181,7 +197,7 @@ fn catch_up_response(key: &str, from: ReadFrom, chunk: ReadChunk, if_none_match:
     let cache_control = if at_now {
         Some("no-store")
     } else if o.has_data() && !o.up_to_date {
-        Some(CACHEABLE_CHUNK)
+        Some(if shared { CACHEABLE_CHUNK } else { PRIVATE_CHUNK })
     } else {
         None
     };
@@ -364,7 +380,10 @@ impl<H: StreamHost> StreamsApi for StreamsService<H> {
         };
         match request.live {
             None => match self.host.read(&key, from).await {
-                Ok(chunk) => Ok(catch_up_response(&key, from, chunk, request.if_none_match.as_deref())),
+                Ok(chunk) => {
+                    let shared = shareable(ctx, chunk.outcome.public);
+                    Ok(catch_up_response(&key, from, chunk, request.if_none_match.as_deref(), shared))
+                }
                 Err(error) => refuse(error),
             },
             Some(LiveMode::LongPoll) => {
@@ -373,7 +392,7 @@ impl<H: StreamHost> StreamsApi for StreamsService<H> {
                 match self.host.long_poll(&key, from).await {
                     Ok(LongPoll::Ready(chunk)) if chunk.outcome.has_data() => {
                         let mut response =
-                            catch_up_response(&key, ReadFrom::Start, chunk, request.if_none_match.as_deref());
+                            catch_up_response(&key, ReadFrom::Start, chunk, request.if_none_match.as_deref(), false);
                         if let ReadStreamResponse::Ok(ok) = &mut response {
                             ok.stream_cursor = cursor_value;
                         }

@@ -90,6 +90,20 @@ enum CacheMode {
     Shared,
 }
 
+/// A `401` of the stream's object (an anonymous read of a private stream)
+/// passes through with its challenge; a HEAD answer has no body.
+fn refusal(response: &http::Response<Bytes>) -> ApiError {
+    let status = response.status();
+    let problem = serde_json::from_slice::<Problem>(response.body()).unwrap_or_else(|_| {
+        Problem::new(status, "this stream requires a bearer token")
+    });
+    let error = ApiError::from(problem);
+    match response.headers().get(names::WWW_AUTHENTICATE) {
+        Some(challenge) => error.with_header(http::HeaderName::from_static(names::WWW_AUTHENTICATE), challenge.clone()),
+        None => error,
+    }
+}
+
 /// The edge worker's implementation of the APIs: stream operations go to the DO.
 struct Edge {
     env: Env,
@@ -107,8 +121,13 @@ struct Edge {
 }
 
 impl Edge {
-    async fn forward(&self, stream: &StreamPath, request: http::Request<Bytes>) -> Result<http::Response<Bytes>, ApiError> {
-        let response = self.fetch_object(stream, request).await?;
+    async fn forward(
+        &self,
+        ctx: &RequestContext,
+        stream: &StreamPath,
+        request: http::Request<Bytes>,
+    ) -> Result<http::Response<Bytes>, ApiError> {
+        let response = self.fetch_object(ctx, stream, request).await?;
         let response = bridge::response_into_http(response).await.map_err(internal)?;
         self.note_timing(response.headers().get(names::SERVER_TIMING).and_then(|v| v.to_str().ok()));
         Ok(response)
@@ -121,8 +140,17 @@ impl Edge {
     }
 
     /// Sends a request to the stream's object, with the edge's context headers.
-    async fn fetch_object(&self, stream: &StreamPath, request: http::Request<Bytes>) -> Result<Response, ApiError> {
+    async fn fetch_object(
+        &self,
+        ctx: &RequestContext,
+        stream: &StreamPath,
+        request: http::Request<Bytes>,
+    ) -> Result<Response, ApiError> {
         let (mut parts, body) = request.into_parts();
+        // The caller as the gate decided it (the typed envelope never carries a client's copy).
+        if let Ok(value) = http::HeaderValue::from_str(&durable_streams_service::forwarded::encode(ctx)) {
+            parts.headers.insert(durable_streams_service::forwarded::CALLER_HEADER, value);
+        }
         if let Ok(value) = http::HeaderValue::from_str(&self.base_url) {
             parts.headers.insert(BASE_URL_HEADER, value);
         }
@@ -144,12 +172,17 @@ impl Edge {
     /// answer; statuses the operation does not document pass through.
     async fn call<Resp>(
         &self,
+        ctx: &RequestContext,
         stream: &StreamPath,
         request: Result<http::Request<Bytes>, http::Error>,
         decode: fn(http::Response<Bytes>) -> Result<Resp, durable_streams_api::codec::DecodeError>,
     ) -> Result<Resp, ApiError> {
-        let response = self.forward(stream, request.map_err(internal)?).await?;
+        let response = self.forward(ctx, stream, request.map_err(internal)?).await?;
         let status = response.status();
+        // (A `403` of the object is producer fencing: a typed answer.)
+        if status == http::StatusCode::UNAUTHORIZED {
+            return Err(refusal(&response));
+        }
         let body = response.body().clone();
         decode(response).map_err(|error| passthrough(status, &body, error))
     }
@@ -157,35 +190,35 @@ impl Edge {
 
 #[async_trait(?Send)]
 impl StreamsApi for Edge {
-    async fn create_stream(&self, _ctx: &RequestContext, request: CreateStreamRequest) -> Result<CreateStreamResponse, ApiError> {
+    async fn create_stream(&self, ctx: &RequestContext, request: CreateStreamRequest) -> Result<CreateStreamResponse, ApiError> {
         let stream = request.stream.clone();
-        self.call(&stream, request.into_http(INTERNAL_BASE), CreateStreamResponse::from_http).await
+        self.call(ctx, &stream, request.into_http(INTERNAL_BASE), CreateStreamResponse::from_http).await
     }
 
-    async fn append_stream(&self, _ctx: &RequestContext, request: AppendStreamRequest) -> Result<AppendStreamResponse, ApiError> {
+    async fn append_stream(&self, ctx: &RequestContext, request: AppendStreamRequest) -> Result<AppendStreamResponse, ApiError> {
         let stream = request.stream.clone();
-        self.call(&stream, request.into_http(INTERNAL_BASE), AppendStreamResponse::from_http).await
+        self.call(ctx, &stream, request.into_http(INTERNAL_BASE), AppendStreamResponse::from_http).await
     }
 
-    async fn read_stream(&self, _ctx: &RequestContext, request: ReadStreamRequest) -> Result<ReadStreamResponse, ApiError> {
+    async fn read_stream(&self, ctx: &RequestContext, request: ReadStreamRequest) -> Result<ReadStreamResponse, ApiError> {
         if request.live == Some(LiveMode::Sse) {
-            return self.read_sse(request).await;
+            return self.read_sse(ctx, request).await;
         }
         if request.live.is_none() && request.if_none_match.is_none() && self.cache == CacheMode::Shared {
-            return self.read_cached(request).await;
+            return self.read_cached(ctx, request).await;
         }
         let stream = request.stream.clone();
-        self.call(&stream, request.into_http(INTERNAL_BASE), ReadStreamResponse::from_http).await
+        self.call(ctx, &stream, request.into_http(INTERNAL_BASE), ReadStreamResponse::from_http).await
     }
 
-    async fn head_stream(&self, _ctx: &RequestContext, request: HeadStreamRequest) -> Result<HeadStreamResponse, ApiError> {
+    async fn head_stream(&self, ctx: &RequestContext, request: HeadStreamRequest) -> Result<HeadStreamResponse, ApiError> {
         let stream = request.stream.clone();
-        self.call(&stream, request.into_http(INTERNAL_BASE), HeadStreamResponse::from_http).await
+        self.call(ctx, &stream, request.into_http(INTERNAL_BASE), HeadStreamResponse::from_http).await
     }
 
-    async fn delete_stream(&self, _ctx: &RequestContext, request: DeleteStreamRequest) -> Result<DeleteStreamResponse, ApiError> {
+    async fn delete_stream(&self, ctx: &RequestContext, request: DeleteStreamRequest) -> Result<DeleteStreamResponse, ApiError> {
         let stream = request.stream.clone();
-        self.call(&stream, request.into_http(INTERNAL_BASE), DeleteStreamResponse::from_http).await
+        self.call(ctx, &stream, request.into_http(INTERNAL_BASE), DeleteStreamResponse::from_http).await
     }
 }
 
@@ -194,7 +227,7 @@ impl Edge {
     /// only chunks the object marks `public` (immutable ranges below the
     /// tail) are stored; the tail, live reads and conditional reads always
     /// reach the object.
-    async fn read_cached(&self, request: ReadStreamRequest) -> Result<ReadStreamResponse, ApiError> {
+    async fn read_cached(&self, ctx: &RequestContext, request: ReadStreamRequest) -> Result<ReadStreamResponse, ApiError> {
         let cache = worker::Cache::default();
         let decode = |response: http::Response<Bytes>| {
             let status = response.status();
@@ -208,7 +241,7 @@ impl Edge {
             }
         }
         let stream = request.stream.clone();
-        let response = self.forward(&stream, request.into_http(INTERNAL_BASE).map_err(internal)?).await?;
+        let response = self.forward(ctx, &stream, request.into_http(INTERNAL_BASE).map_err(internal)?).await?;
         let public = response
             .headers()
             .get(http::header::CACHE_CONTROL)
@@ -234,15 +267,18 @@ impl Edge {
     /// keep-alive while idle, and ends the response at the object's close
     /// (stream closed, deleted) or after `SSE_RECONNECT_MS` (about 60 s, so
     /// CDNs can collapse reconnects).
-    async fn read_sse(&self, request: ReadStreamRequest) -> Result<ReadStreamResponse, ApiError> {
+    async fn read_sse(&self, ctx: &RequestContext, request: ReadStreamRequest) -> Result<ReadStreamResponse, ApiError> {
         use futures::StreamExt;
         let stream = request.stream.clone();
         let mut request = request.into_http(INTERNAL_BASE).map_err(internal)?;
         request.headers_mut().insert(http::header::UPGRADE, http::HeaderValue::from_static("websocket"));
-        let response = self.fetch_object(&stream, request).await?;
+        let response = self.fetch_object(ctx, &stream, request).await?;
         if response.status_code() != 101 {
             let response = bridge::response_into_http(response).await.map_err(internal)?;
             let status = response.status();
+            if status == http::StatusCode::UNAUTHORIZED {
+                return Err(refusal(&response));
+            }
             let body = response.body().clone();
             return ReadStreamResponse::from_http(response).map_err(|error| passthrough(status, &body, error));
         }
@@ -363,6 +399,76 @@ fn base_url(request: &Request) -> String {
         .unwrap_or_else(|_| "http://localhost".to_owned())
 }
 
+/// Who may call the deployment (`AUTH_MODE`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum AuthMode {
+    /// Project JWTs, secrets from `REGISTRY` (the default).
+    Jwt,
+    /// No authentication (local development only; explicit).
+    None,
+    /// The seeds' strategies: `AUTH_TOKEN` for mutations, `READ_JWT_SECRET`
+    /// session tokens for reads of `session:{id}` streams.
+    Seed,
+}
+
+impl AuthMode {
+    fn from_env(env: &Env) -> AuthMode {
+        match env.var("AUTH_MODE").map(|v| v.to_string()).as_deref() {
+            Ok("none") => AuthMode::None,
+            Ok("seed") => AuthMode::Seed,
+            _ => AuthMode::Jwt,
+        }
+    }
+}
+
+/// The host-wide origins (`CORS_ORIGINS`, comma-separated); empty means any
+/// origin without auth and only each project's `corsOrigins` with auth.
+fn host_cors(env: &Env, auth: AuthMode) -> CorsOrigins {
+    let listed: Vec<String> = env
+        .var("CORS_ORIGINS")
+        .map(|v| v.to_string())
+        .unwrap_or_default()
+        .split(',')
+        .map(|o| o.trim().to_owned())
+        .filter(|o| !o.is_empty())
+        .collect();
+    match (listed.is_empty(), auth) {
+        (true, AuthMode::None) => CorsOrigins::Any,
+        (true, _) => CorsOrigins::None,
+        (false, _) if listed.iter().any(|o| o == "*") => CorsOrigins::Any,
+        (false, _) => CorsOrigins::List(listed),
+    }
+}
+
+/// The configured gate; a deployment missing what its mode needs answers `503`.
+fn gate(
+    env: &Env,
+    auth: AuthMode,
+    projects: Option<durable_streams_service::projects::Projects>,
+) -> Result<Box<dyn durable_streams_api::Gate>, Problem> {
+    use durable_streams_service::auth::{AuthGate, BearerTokenAuth, ByMethod, JwtSessionAuth, NoAuth, ProjectJwtAuth};
+    Ok(match auth {
+        AuthMode::Jwt => {
+            if projects.is_none() {
+                return Err(Problem::unavailable("AUTH_MODE=jwt needs the REGISTRY KV binding"));
+            }
+            Box::new(AuthGate::new(ProjectJwtAuth, projects))
+        }
+        AuthMode::None => Box::new(AuthGate::new(NoAuth, projects)),
+        AuthMode::Seed => {
+            let secret = |name: &str| {
+                env.secret(name).map(|s| s.to_string()).or_else(|_| env.var(name).map(|v| v.to_string())).ok()
+            };
+            let (Some(token), Some(read_secret)) = (secret("AUTH_TOKEN"), secret("READ_JWT_SECRET")) else {
+                return Err(Problem::unavailable("AUTH_MODE=seed needs the AUTH_TOKEN and READ_JWT_SECRET secrets"));
+            };
+            let authorizer =
+                ByMethod { read: JwtSessionAuth::new(read_secret.into_bytes()), mutation: BearerTokenAuth::new(token) };
+            Box::new(AuthGate::new(authorizer, projects))
+        }
+    })
+}
+
 #[event(fetch)]
 pub async fn fetch(request: Request, env: Env, _ctx: Context) -> worker::Result<Response> {
     let started = now_ms();
@@ -370,7 +476,8 @@ pub async fn fetch(request: Request, env: Env, _ctx: Context) -> worker::Result<
     let url = request.url().map(|u| u.to_string()).unwrap_or_default();
     let request_id = request_id();
     let ctx = RequestContext::new(request_id.clone(), now_ms(), base_url.clone());
-    let config = ServiceConfig { cors: CorsOrigins::Any };
+    let auth = AuthMode::from_env(&env);
+    let config = ServiceConfig { cors: host_cors(&env, auth) };
     let asked = request
         .headers()
         .get(names::X_DEBUG_TIMING)
@@ -397,7 +504,19 @@ pub async fn fetch(request: Request, env: Env, _ctx: Context) -> worker::Result<
                 long_poll_timeout_ms,
                 sse_reconnect_ms,
             };
-            let response = durable_streams_api::handle(&edge, &config, ctx, request).await;
+            let projects: Option<durable_streams_service::projects::Projects> = edge
+                .env
+                .kv(REGISTRY_BINDING)
+                .ok()
+                .map(|kv| std::sync::Arc::new(projects::KvProjects::new(kv)) as _);
+            let response = match gate(&edge.env, auth, projects) {
+                Ok(gate) => durable_streams_api::handle_gated(&edge, gate.as_ref(), &config, ctx, request).await,
+                Err(problem) => {
+                    let mut response = durable_streams_api::problem::problem_response(&problem, http::HeaderMap::new());
+                    durable_streams_api::service::finish(&mut response, &config, None, &ctx);
+                    response
+                }
+            };
             (response, edge.object_timing.take())
         }
         Err(problem) => {
@@ -533,6 +652,15 @@ impl StreamDO {
             Some(Err(error)) => return error_response(&durable_streams_service::problem(&error)),
             None => return error_response(&Problem::bad_request("live reads require the `offset` query parameter")),
         };
+        let mut ctx = RequestContext::new(String::new(), now_ms(), String::new());
+        let caller = parts.headers.get(durable_streams_service::forwarded::CALLER_HEADER).and_then(|v| v.to_str().ok());
+        durable_streams_service::forwarded::decode(caller.unwrap_or_default(), &mut ctx);
+        if ctx.anonymous {
+            let public = host.head_public(&key);
+            if let Err(refusal) = durable_streams_service::anonymous_may_read(&ctx, public) {
+                return bridge::from_http(refusal.into_http());
+            }
+        }
         let timing = std::cell::Cell::new(stream_do::Timing::default());
         let accepted = match host.read_and_touch(&key, from, &timing).await {
             Ok(first) => host.accept_sse(&key, &first, request.cursor),
@@ -581,7 +709,8 @@ impl DurableObject for StreamDO {
         let root = request.headers().get(FAMILY_ROOT_HEADER).cloned();
         let timing = request.headers().contains_key(TIMING_HEADER);
         let header = |name: &str| request.headers().get(name).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
-        let ctx = RequestContext::new(header(REQUEST_ID_HEADER), now_ms(), header(BASE_URL_HEADER));
+        let mut ctx = RequestContext::new(header(REQUEST_ID_HEADER), now_ms(), header(BASE_URL_HEADER));
+        durable_streams_service::forwarded::decode(&header(durable_streams_service::forwarded::CALLER_HEADER), &mut ctx);
         let service = durable_streams_service::StreamsService::new(stream_do::RequestHost::new(host));
         let mut response = durable_streams_api::handle(&service, &ServiceConfig::default(), ctx, request).await;
         // Tell a forwarding object which object answered for the family.

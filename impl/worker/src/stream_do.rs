@@ -236,6 +236,11 @@ impl DoHost {
         }
     }
 
+    /// The stream's public flag, if it exists.
+    pub fn head_public(&self, key: &str) -> Option<bool> {
+        self.0.engine.head(&self.0.sql, key, now_ms()).ok().map(|h| h.public)
+    }
+
     fn bucket(&self) -> Result<&Bucket, StorageError> {
         self.0.bucket.as_ref().ok_or_else(|| StorageError::new("the R2 binding is not configured"))
     }
