@@ -73,7 +73,7 @@ pub const SCHEMA: &[&str] = &[
 /// Create the tables if needed, and add columns that databases created by
 /// earlier versions lack.
 pub fn migrate(db: &impl SqlExecutor) -> Result<(), StorageError> {
-    for stmt in SCHEMA {
+    for stmt in SCHEMA.iter().chain(crate::estuary::SCHEMA) {
         db.execute(stmt, &[])?;
     }
     if db.query("SELECT public FROM ds_streams LIMIT 0", &[]).is_err() {
@@ -260,6 +260,7 @@ pub fn delete_stream(db: &impl SqlExecutor, key: &str) -> Result<Vec<String>, St
     ] {
         db.execute(sql, &[key.into()])?;
     }
+    crate::estuary::forget_source(db, key)?;
     Ok(objects)
 }
 

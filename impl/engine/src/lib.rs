@@ -18,6 +18,7 @@
 //! | [`ttl`] | `Stream-TTL` (sliding) / `Stream-Expires-At` |
 //! | [`etag`], [`cursor`], [`sse`] | caching, live cursors, SSE framing |
 //! | [`fork`] | fork headers, sub-offsets, soft delete |
+//! | [`estuary`] | pub/sub fan-out: subscriptions, the transactional outbox, idempotent deliveries |
 //! | [`storage`], [`hot_log`], [`segment`] | SQL executor trait, the shared schema and queries, cold segments |
 //! | [`streams`] | the domain API: [`Engine::create`], [`Engine::append`], [`Engine::read`], [`Engine::head`], [`Engine::delete`] |
 //!
@@ -28,6 +29,7 @@ pub mod closure;
 pub mod content_type;
 pub mod cursor;
 pub mod error;
+pub mod estuary;
 pub mod etag;
 pub mod fork;
 pub mod hot_log;

@@ -526,9 +526,12 @@ impl Engine {
             s.last_stream_seq = Some(seq.clone());
         }
         let messages = if close_only { Vec::new() } else { self.split_body(&s.content_type, &req.body, BodyKind::Append)? };
+        let published_from = s.tail;
         for m in messages {
             s.tail = hot_log::insert_message(db, &s.key, s.tail, m)?;
         }
+        // Estuaries: owed to the source's subscribers, in this same transaction.
+        crate::estuary::record_publish(db, &s.key, published_from, s.tail)?;
         if req.close {
             s.closed = true;
             s.closed_by = req.producer.as_ref().map(|p| ClosedBy { producer_id: p.id.clone(), epoch: p.epoch, seq: p.seq });
@@ -565,6 +568,38 @@ impl Engine {
             up_to_date,
             closed: s.closed && up_to_date,
             needs_touch: s.expiry.is_sliding(),
+            public: s.public,
+            pieces,
+        })
+    }
+
+    /// Exactly the data in `[start, end)` of a stream (estuary deliveries);
+    /// no chunk limit, no TTL renewal.
+    pub fn read_range(
+        &self,
+        db: &impl SqlExecutor,
+        key: &str,
+        start: u64,
+        end: u64,
+        now_ms: i64,
+    ) -> Result<ReadOutcome, ProtocolError> {
+        let s = live_stream(db, key, now_ms)?;
+        let end = end.min(s.tail);
+        let start = start.min(end);
+        let mut pieces = Vec::new();
+        let mut budget = u64::MAX;
+        let reached = collect(db, &s, start, end, &mut budget, &mut pieces, 0)?;
+        if reached != end {
+            return Err(ProtocolError::Storage(StorageError::new("a ranged read stopped short")));
+        }
+        Ok(ReadOutcome {
+            content_type: s.content_type.clone(),
+            start: Offset::at(start),
+            next_offset: Offset::at(end),
+            tail: Offset::at(s.tail),
+            up_to_date: end >= s.tail,
+            closed: s.closed && end >= s.tail,
+            needs_touch: false,
             public: s.public,
             pieces,
         })

@@ -1,0 +1,155 @@
+//! Estuaries over the real schema: subscriptions, the transactional outbox,
+//! exactly-once in-order delivery, retries, pruning.
+//! Run with `cargo test -p durable-streams-engine --features sqlite`.
+
+use bytes::Bytes;
+use durable_streams_engine::estuary::{self, Delivery};
+use durable_streams_engine::*;
+use rusqlite::Connection;
+
+fn db() -> Connection {
+    let c = Connection::open_in_memory().unwrap();
+    hot_log::migrate(&c).unwrap();
+    c
+}
+
+fn engine() -> Engine {
+    Engine::new(EngineConfig { max_append_bytes: 1 << 20, read_chunk_bytes: 1 << 20, max_row_bytes: 1 << 16 })
+}
+
+fn create(e: &Engine, c: &Connection, key: &str, ct: &str) {
+    e.create(c, CreateRequest { key: key.into(), content_type: Some(ct.into()), ..Default::default() }, 0).unwrap();
+}
+
+fn publish(e: &Engine, c: &Connection, key: &str, ct: &str, body: &str) {
+    let req = AppendRequest { key: key.into(), content_type: Some(ct.into()), body: Bytes::from(body.to_owned()), ..Default::default() };
+    e.append(c, req, 0).unwrap();
+}
+
+fn contents(e: &Engine, c: &Connection, key: &str) -> String {
+    let out = e.read(c, &ReadRequest { key: key.into(), from: ReadFrom::Start }, 0).unwrap();
+    String::from_utf8(out.body_with(|_| Err(StorageError::new("no cold data"))).unwrap().to_vec()).unwrap()
+}
+
+fn no_cold(_: &str) -> Result<Bytes, StorageError> {
+    Err(StorageError::new("no cold data"))
+}
+
+fn drain(e: &Engine, c: &Connection, source: &str) -> estuary::Drained {
+    estuary::drain_local(e, c, source, 10_000, 0, &mut no_cold).unwrap()
+}
+
+#[test]
+fn subscribe_creates_the_estuary_stream_with_the_source_type() {
+    let (e, c) = (engine(), db());
+    assert_eq!(estuary::subscribe(&e, &c, "p", "e1", "p/src", 1000, 0), Err(ProtocolError::NotFound));
+    assert!(e.head(&c, "p/e1", 0).is_err(), "a missing source creates nothing");
+    create(&e, &c, "p/src", "application/json");
+    let first = estuary::subscribe(&e, &c, "p", "e1", "p/src", 1000, 0).unwrap();
+    assert!(first.is_new);
+    assert_eq!(first.expires_at_ms, 1000);
+    assert_eq!(e.head(&c, "p/e1", 0).unwrap().content_type, "application/json");
+    let again = estuary::subscribe(&e, &c, "p", "e1", "p/src", 1000, 500).unwrap();
+    assert!(!again.is_new);
+    assert_eq!(again.expires_at_ms, 1500, "subscribing again renews the lifetime");
+    create(&e, &c, "p/text", "text/plain");
+    assert!(matches!(
+        estuary::subscribe(&e, &c, "p", "e1", "p/text", 1000, 0),
+        Err(ProtocolError::ContentTypeMismatch { .. })
+    ));
+    let info = estuary::load(&c, "p/e1").unwrap().unwrap();
+    assert_eq!(info.sources, vec!["p/src".to_owned()]);
+}
+
+#[test]
+fn publishes_reach_every_subscriber_once_in_order() {
+    let (e, c) = (engine(), db());
+    create(&e, &c, "p/src", "application/json");
+    publish(&e, &c, "p/src", "application/json", r#"{"before":true}"#);
+    for id in ["a", "b", "c"] {
+        estuary::subscribe(&e, &c, "p", id, "p/src", 60_000, 0).unwrap();
+    }
+    publish(&e, &c, "p/src", "application/json", r#"{"n":1}"#);
+    publish(&e, &c, "p/src", "application/json", r#"[{"n":2},{"n":3}]"#);
+    let drained = drain(&e, &c, "p/src");
+    assert_eq!(drained.delivered_to.len(), 3);
+    for id in ["a", "b", "c"] {
+        assert_eq!(contents(&e, &c, &format!("p/{id}")), r#"[{"n":1},{"n":2},{"n":3}]"#, "{id}");
+    }
+    assert_eq!(drain(&e, &c, "p/src"), estuary::Drained::default(), "nothing is owed twice");
+    let outbox: i64 = c.query_row("SELECT count(*) FROM ds_outbox", [], |r| r.get(0)).unwrap();
+    assert_eq!(outbox, 0, "entries every subscriber received are dropped");
+}
+
+#[test]
+fn a_redelivery_after_a_lost_acknowledgement_lands_once() {
+    let (e, c) = (engine(), db());
+    create(&e, &c, "p/src", "text/plain");
+    estuary::subscribe(&e, &c, "p", "e", "p/src", 60_000, 0).unwrap();
+    publish(&e, &c, "p/src", "text/plain", "one;");
+    publish(&e, &c, "p/src", "text/plain", "two;");
+    // A remote host delivered the first entry, then died before acknowledging it.
+    let owed: Vec<Delivery> = estuary::pending(&c, "p/src", 10).unwrap();
+    assert_eq!(owed.len(), 2);
+    assert_eq!((owed[0].producer_seq, owed[1].producer_seq), (0, 1));
+    let first = AppendRequest {
+        key: "p/e".into(),
+        content_type: Some("text/plain".into()),
+        body: Bytes::from_static(b"one;"),
+        producer: Some(owed[0].producer()),
+        ..Default::default()
+    };
+    e.append(&c, first, 0).unwrap();
+    let drained = drain(&e, &c, "p/src");
+    assert_eq!(drained.duplicates, 1, "the retry is recognised by its producer seq");
+    assert_eq!(contents(&e, &c, "p/e"), "one;two;");
+}
+
+#[test]
+fn unsubscribe_and_delete_stop_delivery_and_deleted_estuaries_stay_deleted() {
+    let (e, c) = (engine(), db());
+    create(&e, &c, "p/src", "text/plain");
+    estuary::subscribe(&e, &c, "p", "keep", "p/src", 60_000, 0).unwrap();
+    estuary::subscribe(&e, &c, "p", "leave", "p/src", 60_000, 0).unwrap();
+    estuary::subscribe(&e, &c, "p", "gone", "p/src", 60_000, 0).unwrap();
+    publish(&e, &c, "p/src", "text/plain", "1;");
+    drain(&e, &c, "p/src");
+    estuary::unsubscribe(&c, "p/leave", "p/src").unwrap();
+    estuary::delete(&e, &c, "p/gone", 0).unwrap();
+    assert_eq!(estuary::delete(&e, &c, "p/gone", 0), Err(ProtocolError::NotFound));
+    assert_eq!(estuary::unsubscribe(&c, "p/nope", "p/src"), Err(ProtocolError::NotFound));
+    publish(&e, &c, "p/src", "text/plain", "2;");
+    drain(&e, &c, "p/src");
+    assert_eq!(contents(&e, &c, "p/keep"), "1;2;");
+    assert_eq!(contents(&e, &c, "p/leave"), "1;");
+    assert_eq!(e.head(&c, "p/gone", 0), Err(ProtocolError::NotFound), "never recreated by a publish");
+    assert!(estuary::load(&c, "p/gone").unwrap().is_none());
+}
+
+#[test]
+fn resubscribing_starts_a_new_producer_epoch() {
+    let (e, c) = (engine(), db());
+    create(&e, &c, "p/src", "text/plain");
+    estuary::subscribe(&e, &c, "p", "e", "p/src", 60_000, 0).unwrap();
+    publish(&e, &c, "p/src", "text/plain", "a;");
+    drain(&e, &c, "p/src");
+    estuary::unsubscribe(&c, "p/e", "p/src").unwrap();
+    publish(&e, &c, "p/src", "text/plain", "missed;");
+    estuary::subscribe(&e, &c, "p", "e", "p/src", 60_000, 0).unwrap();
+    publish(&e, &c, "p/src", "text/plain", "b;");
+    let drained = drain(&e, &c, "p/src");
+    assert_eq!(drained.duplicates, 0, "seq 0 again, but in a newer epoch");
+    assert_eq!(contents(&e, &c, "p/e"), "a;b;");
+}
+
+#[test]
+fn deleting_a_source_forgets_its_outbox_and_expiry_is_listed() {
+    let (e, c) = (engine(), db());
+    create(&e, &c, "p/src", "text/plain");
+    estuary::subscribe(&e, &c, "p", "e", "p/src", 1_000, 0).unwrap();
+    publish(&e, &c, "p/src", "text/plain", "x;");
+    e.delete(&c, "p/src", 0).unwrap();
+    assert!(estuary::pending(&c, "p/src", 10).unwrap().is_empty());
+    assert_eq!(estuary::expired(&c, 999, 10).unwrap(), Vec::<String>::new());
+    assert_eq!(estuary::expired(&c, 1_000, 10).unwrap(), vec!["p/e".to_owned()]);
+}
