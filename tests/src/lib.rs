@@ -2,3 +2,6 @@
 
 /// The auth matrix, run over HTTP against any host.
 pub mod auth_matrix;
+
+/// Estuary behaviour over HTTP, for any host.
+pub mod estuary_scenarios;

@@ -117,6 +117,18 @@ pub struct Estuary {
     pub sources: Vec<String>,
 }
 
+/// A subscription request: estuary `{project}/{estuary_id}` to `source_key`.
+#[derive(Debug, Clone, Copy)]
+pub struct Subscribe<'a> {
+    pub project: &'a str,
+    pub estuary_id: &'a str,
+    pub source_key: &'a str,
+    /// The content type the subscriber expects (must be the source's).
+    pub expected_type: Option<&'a str>,
+    /// The estuary's lifetime from now.
+    pub ttl_ms: i64,
+}
+
 /// Result of [`subscribe`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Subscribed {
@@ -130,18 +142,17 @@ pub struct Subscribed {
 /// estuary stream is created at once (empty, with the source's content
 /// type) when missing; an existing one must have the source's type (`409`).
 /// A missing source is `404` and creates nothing. Subscribing again renews
-/// the estuary's lifetime (`ttl_ms`).
-pub fn subscribe(
-    engine: &Engine,
-    db: &impl SqlExecutor,
-    project: &str,
-    estuary_id: &str,
-    source_key: &str,
-    ttl_ms: i64,
-    now_ms: i64,
-) -> Result<Subscribed, ProtocolError> {
+/// the estuary's lifetime (`ttl_ms`). An `expected_type` other than the
+/// source's is `409`.
+pub fn subscribe(engine: &Engine, db: &impl SqlExecutor, request: &Subscribe<'_>, now_ms: i64) -> Result<Subscribed, ProtocolError> {
+    let Subscribe { project, estuary_id, source_key, expected_type, ttl_ms } = *request;
     db.transaction(|| {
         let source = engine.head(db, source_key, now_ms)?;
+        if let Some(expected) = expected_type.map(str::trim).filter(|t| !t.is_empty()) {
+            if !crate::content_type::matches(expected, &source.content_type) {
+                return Err(ProtocolError::ContentTypeMismatch { stream: source.content_type });
+            }
+        }
         let estuary_key = format!("{project}/{estuary_id}");
         if estuary_key == source_key {
             return Err(ProtocolError::bad_request("an estuary cannot subscribe to itself"));

@@ -31,6 +31,10 @@ fn contents(e: &Engine, c: &Connection, key: &str) -> String {
     String::from_utf8(out.body_with(|_| Err(StorageError::new("no cold data"))).unwrap().to_vec()).unwrap()
 }
 
+fn sub<'a>(project: &'a str, estuary_id: &'a str, source_key: &'a str, expected_type: Option<&'a str>, ttl_ms: i64) -> estuary::Subscribe<'a> {
+    estuary::Subscribe { project, estuary_id, source_key, expected_type, ttl_ms }
+}
+
 fn no_cold(_: &str) -> Result<Bytes, StorageError> {
     Err(StorageError::new("no cold data"))
 }
@@ -42,21 +46,26 @@ fn drain(e: &Engine, c: &Connection, source: &str) -> estuary::Drained {
 #[test]
 fn subscribe_creates_the_estuary_stream_with_the_source_type() {
     let (e, c) = (engine(), db());
-    assert_eq!(estuary::subscribe(&e, &c, "p", "e1", "p/src", 1000, 0), Err(ProtocolError::NotFound));
+    assert_eq!(estuary::subscribe(&e, &c, &sub("p", "e1", "p/src", None, 1000), 0), Err(ProtocolError::NotFound));
     assert!(e.head(&c, "p/e1", 0).is_err(), "a missing source creates nothing");
     create(&e, &c, "p/src", "application/json");
-    let first = estuary::subscribe(&e, &c, "p", "e1", "p/src", 1000, 0).unwrap();
+    let first = estuary::subscribe(&e, &c, &sub("p", "e1", "p/src", None, 1000), 0).unwrap();
     assert!(first.is_new);
     assert_eq!(first.expires_at_ms, 1000);
     assert_eq!(e.head(&c, "p/e1", 0).unwrap().content_type, "application/json");
-    let again = estuary::subscribe(&e, &c, "p", "e1", "p/src", 1000, 500).unwrap();
+    let again = estuary::subscribe(&e, &c, &sub("p", "e1", "p/src", None, 1000), 500).unwrap();
     assert!(!again.is_new);
     assert_eq!(again.expires_at_ms, 1500, "subscribing again renews the lifetime");
     create(&e, &c, "p/text", "text/plain");
     assert!(matches!(
-        estuary::subscribe(&e, &c, "p", "e1", "p/text", 1000, 0),
+        estuary::subscribe(&e, &c, &sub("p", "e1", "p/text", None, 1000), 0),
         Err(ProtocolError::ContentTypeMismatch { .. })
     ));
+    assert!(matches!(
+        estuary::subscribe(&e, &c, &sub("p", "e2", "p/src", Some("text/plain"), 1000), 0),
+        Err(ProtocolError::ContentTypeMismatch { .. })
+    ));
+    assert!(e.head(&c, "p/e2", 0).is_err(), "a refused subscription creates nothing");
     let info = estuary::load(&c, "p/e1").unwrap().unwrap();
     assert_eq!(info.sources, vec!["p/src".to_owned()]);
 }
@@ -67,7 +76,7 @@ fn publishes_reach_every_subscriber_once_in_order() {
     create(&e, &c, "p/src", "application/json");
     publish(&e, &c, "p/src", "application/json", r#"{"before":true}"#);
     for id in ["a", "b", "c"] {
-        estuary::subscribe(&e, &c, "p", id, "p/src", 60_000, 0).unwrap();
+        estuary::subscribe(&e, &c, &sub("p", id, "p/src", None, 60_000), 0).unwrap();
     }
     publish(&e, &c, "p/src", "application/json", r#"{"n":1}"#);
     publish(&e, &c, "p/src", "application/json", r#"[{"n":2},{"n":3}]"#);
@@ -85,7 +94,7 @@ fn publishes_reach_every_subscriber_once_in_order() {
 fn a_redelivery_after_a_lost_acknowledgement_lands_once() {
     let (e, c) = (engine(), db());
     create(&e, &c, "p/src", "text/plain");
-    estuary::subscribe(&e, &c, "p", "e", "p/src", 60_000, 0).unwrap();
+    estuary::subscribe(&e, &c, &sub("p", "e", "p/src", None, 60_000), 0).unwrap();
     publish(&e, &c, "p/src", "text/plain", "one;");
     publish(&e, &c, "p/src", "text/plain", "two;");
     // A remote host delivered the first entry, then died before acknowledging it.
@@ -109,9 +118,9 @@ fn a_redelivery_after_a_lost_acknowledgement_lands_once() {
 fn unsubscribe_and_delete_stop_delivery_and_deleted_estuaries_stay_deleted() {
     let (e, c) = (engine(), db());
     create(&e, &c, "p/src", "text/plain");
-    estuary::subscribe(&e, &c, "p", "keep", "p/src", 60_000, 0).unwrap();
-    estuary::subscribe(&e, &c, "p", "leave", "p/src", 60_000, 0).unwrap();
-    estuary::subscribe(&e, &c, "p", "gone", "p/src", 60_000, 0).unwrap();
+    estuary::subscribe(&e, &c, &sub("p", "keep", "p/src", None, 60_000), 0).unwrap();
+    estuary::subscribe(&e, &c, &sub("p", "leave", "p/src", None, 60_000), 0).unwrap();
+    estuary::subscribe(&e, &c, &sub("p", "gone", "p/src", None, 60_000), 0).unwrap();
     publish(&e, &c, "p/src", "text/plain", "1;");
     drain(&e, &c, "p/src");
     estuary::unsubscribe(&c, "p/leave", "p/src").unwrap();
@@ -130,12 +139,12 @@ fn unsubscribe_and_delete_stop_delivery_and_deleted_estuaries_stay_deleted() {
 fn resubscribing_starts_a_new_producer_epoch() {
     let (e, c) = (engine(), db());
     create(&e, &c, "p/src", "text/plain");
-    estuary::subscribe(&e, &c, "p", "e", "p/src", 60_000, 0).unwrap();
+    estuary::subscribe(&e, &c, &sub("p", "e", "p/src", None, 60_000), 0).unwrap();
     publish(&e, &c, "p/src", "text/plain", "a;");
     drain(&e, &c, "p/src");
     estuary::unsubscribe(&c, "p/e", "p/src").unwrap();
     publish(&e, &c, "p/src", "text/plain", "missed;");
-    estuary::subscribe(&e, &c, "p", "e", "p/src", 60_000, 0).unwrap();
+    estuary::subscribe(&e, &c, &sub("p", "e", "p/src", None, 60_000), 0).unwrap();
     publish(&e, &c, "p/src", "text/plain", "b;");
     let drained = drain(&e, &c, "p/src");
     assert_eq!(drained.duplicates, 0, "seq 0 again, but in a newer epoch");
@@ -146,7 +155,7 @@ fn resubscribing_starts_a_new_producer_epoch() {
 fn deleting_a_source_forgets_its_outbox_and_expiry_is_listed() {
     let (e, c) = (engine(), db());
     create(&e, &c, "p/src", "text/plain");
-    estuary::subscribe(&e, &c, "p", "e", "p/src", 1_000, 0).unwrap();
+    estuary::subscribe(&e, &c, &sub("p", "e", "p/src", None, 1_000), 0).unwrap();
     publish(&e, &c, "p/src", "text/plain", "x;");
     e.delete(&c, "p/src", 0).unwrap();
     assert!(estuary::pending(&c, "p/src", 10).unwrap().is_empty());

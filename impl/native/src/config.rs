@@ -47,6 +47,8 @@ pub struct ServerConfig {
     pub waiters_per_stream_max: usize,
     /// Concurrent SSE connections.
     pub sse_clients_max: usize,
+    /// An estuary lives this long after its last subscribe.
+    pub estuary_ttl: Duration,
 }
 
 impl Default for ServerConfig {
@@ -65,6 +67,7 @@ impl Default for ServerConfig {
             read_connections: 4,
             waiters_per_stream_max: 10_000,
             sse_clients_max: 10_000,
+            estuary_ttl: Duration::from_secs(86_400),
         }
     }
 }

@@ -11,10 +11,12 @@
 //! * [`http`] — the HTTP edge (axum): every request goes through the generated service
 //!   (`durable-streams-api`) into the streams API of `durable-streams-service`.
 //! * [`host`] — [`service::Service`] as that API's `StreamHost`.
+//! * [`estuaries`] — the estuary API as writer tasks and the fan-out loop draining the outbox.
 //! * [`projects`] — project configurations (signing secrets, CORS origins) in `projects.sqlite`.
 //! * [`config`] — limits and settings.
 
 pub mod config;
+pub mod estuaries;
 pub mod host;
 pub mod http;
 pub mod operator;

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use durable_streams_server::config::{Durability, ServerConfig};
+use durable_streams_server::estuaries::NativeEstuaries;
 use durable_streams_server::host::NativeHost;
 use durable_streams_server::http::{self, HttpState};
 use durable_streams_server::operator;
@@ -101,6 +102,9 @@ struct ServeArgs {
     /// fsync (default: ack after the group commit is fsynced), relaxed, none.
     #[arg(long, default_value = "fsync")]
     durability: Durability,
+    /// An estuary lives this long after its last subscribe.
+    #[arg(long, default_value_t = 86_400)]
+    estuary_ttl_seconds: u64,
     /// Authentication: jwt (default), none (local development), seed.
     #[arg(long, value_enum, default_value = "jwt")]
     auth: AuthMode,
@@ -160,13 +164,16 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         max_append_bytes: args.max_append_bytes,
         read_chunk_bytes: args.read_chunk_bytes.max(1),
         durability: args.durability,
+        estuary_ttl: Duration::from_secs(args.estuary_ttl_seconds.max(1)),
         ..ServerConfig::default()
     };
     let (service, writer_thread) = Service::start(config).map_err(|e| e.to_string())?;
     let listener = tokio::net::TcpListener::bind(args.listen).await.map_err(|e| format!("{}: {e}", args.listen))?;
     tracing::info!(listen = %args.listen, data_dir = %service.config.data_dir.display(), "durable-streams listening");
     let projects: Projects = Arc::new(SqliteProjects::open(&service.config.data_dir).map_err(|e| e.to_string())?);
-    let api = durable_streams_service::StreamsService::new(NativeHost(service.clone())).with_projects(projects.clone());
+    let api = durable_streams_service::StreamsService::new(NativeHost(service.clone()))
+        .with_projects(projects.clone())
+        .with_estuaries(Arc::new(NativeEstuaries(service.clone())));
     let cors = match (args.cors_origins.is_empty(), args.auth) {
         (true, AuthMode::None) => CorsOrigins::Any,
         (true, _) => CorsOrigins::None,

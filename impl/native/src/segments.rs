@@ -176,6 +176,11 @@ pub async fn sweep_loop(service: Arc<Service>) {
             }
             Err(e) => tracing::warn!(error = %e, "sweep failed"),
         }
+        match crate::estuaries::sweep_expired(&service).await {
+            Ok(0) => {}
+            Ok(n) => tracing::debug!(expired = n, "estuaries expired"),
+            Err(e) => tracing::warn!(error = %e, "estuary expiry failed"),
+        }
         service.waiters.prune();
     }
 }

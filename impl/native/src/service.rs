@@ -75,7 +75,8 @@ impl Service {
         });
         let waiters = Arc::new(Waiters::default());
         let hint = Arc::new(tokio::sync::Notify::new());
-        let (writer, join) = writer::spawn(conn, engine, &config, waiters.clone(), hint.clone());
+        let fanout_hint = Arc::new(tokio::sync::Notify::new());
+        let (writer, join) = writer::spawn(conn, engine, &config, waiters.clone(), hint.clone(), fanout_hint.clone());
         let seed = now_ms() as u64 ^ 0x9e37_79b9_7f4a_7c15;
         let service = Arc::new(Service {
             engine,
@@ -91,6 +92,7 @@ impl Service {
         });
         tokio::spawn(crate::segments::rotation_loop(service.clone(), hint));
         tokio::spawn(crate::segments::sweep_loop(service.clone()));
+        tokio::spawn(crate::estuaries::fanout_loop(service.clone(), fanout_hint));
         Ok((service, join))
     }
 

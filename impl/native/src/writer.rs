@@ -34,7 +34,14 @@ pub enum Op {
     /// Record a written segment and drop the hot rows it covers. Replies with garbage (if the
     /// stream changed meanwhile).
     CommitRotation(Box<RotationPlan>, Reply<Option<String>>),
+    /// Any other engine work (estuaries, fan-out), in the batch's transaction.
+    Task(Task),
 }
+
+/// Engine work for the writer; returns what to do once the batch committed (or failed).
+pub type Task = Box<dyn FnOnce(&Engine, &Connection, i64) -> AfterCommit + Send>;
+/// Runs after the batch: `Ok` once committed (wake readers, answer), `Err` if the commit failed.
+pub type AfterCommit = Box<dyn FnOnce(Result<(), StorageError>, &Waiters) + Send>;
 
 /// A result waiting for the batch to commit.
 enum Done {
@@ -44,6 +51,7 @@ enum Done {
     Touch(Reply<()>, Result<(), ProtocolError>),
     Sweep(Reply<SweepOutcome>, Result<SweepOutcome, ProtocolError>),
     Rotation(Reply<Option<String>>, Result<Option<String>, ProtocolError>),
+    Task(AfterCommit),
 }
 
 fn now_ms() -> i64 {
@@ -64,6 +72,35 @@ impl WriterHandle {
             .await
             .map_err(|_| ProtocolError::Storage(StorageError::new("writer stopped")))?;
         rx.await.map_err(|_| ProtocolError::Storage(StorageError::new("writer dropped the request")))?
+    }
+
+    /// Runs `work` in a batch's transaction and answers after the commit;
+    /// the stream keys it returns have their readers woken (and count as
+    /// appended, for rotation and fan-out).
+    pub async fn run<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&Engine, &Connection, i64) -> (Result<T, ProtocolError>, Vec<String>) + Send + 'static,
+    ) -> Result<T, ProtocolError> {
+        self.submit(move |reply: Reply<T>| {
+            Op::Task(Box::new(move |engine: &Engine, conn: &Connection, now: i64| {
+                let (result, changed) = work(engine, conn, now);
+                Box::new(move |commit: Result<(), StorageError>, waiters: &Waiters| match commit {
+                    Ok(()) => {
+                        if result.is_ok() {
+                            for key in &changed {
+                                waiters.notify(key);
+                                waiters.mark_appended(key);
+                            }
+                        }
+                        let _ = reply.send(result);
+                    }
+                    Err(error) => {
+                        let _ = reply.send(Err(ProtocolError::Storage(error)));
+                    }
+                }) as AfterCommit
+            }))
+        })
+        .await
     }
 }
 
@@ -91,12 +128,13 @@ pub fn spawn(
     config: &ServerConfig,
     waiters: Arc<Waiters>,
     rotation_hint: Arc<tokio::sync::Notify>,
+    fanout_hint: Arc<tokio::sync::Notify>,
 ) -> (WriterHandle, std::thread::JoinHandle<()>) {
     let (tx, rx) = mpsc::channel(config.writer_queue_max.max(1));
     let batch_max = config.batch_max_ops.max(1);
     let join = std::thread::Builder::new()
         .name("ds-writer".into())
-        .spawn(move || run(conn, engine, rx, batch_max, &waiters, &rotation_hint))
+        .spawn(move || run(conn, engine, rx, batch_max, &waiters, &rotation_hint, &fanout_hint))
         .unwrap_or_else(|e| panic!("cannot start the writer thread: {e}"));
     (WriterHandle { tx }, join)
 }
@@ -108,6 +146,7 @@ fn run(
     batch_max: usize,
     waiters: &Waiters,
     rotation_hint: &tokio::sync::Notify,
+    fanout_hint: &tokio::sync::Notify,
 ) {
     let mut batch = Vec::with_capacity(batch_max);
     while let Some(first) = rx.blocking_recv() {
@@ -137,6 +176,7 @@ fn run(
                 }
                 if appended {
                     rotation_hint.notify_one();
+                    fanout_hint.notify_one();
                 }
             }
             Err(e) => {
@@ -166,6 +206,7 @@ fn apply(engine: &Engine, conn: &Connection, op: Op, now: i64) -> Done {
         Op::CommitRotation(plan, reply) => {
             Done::Rotation(reply, segment::commit_rotation(conn, &plan).map_err(ProtocolError::from))
         }
+        Op::Task(task) => Done::Task(task(engine, conn, now)),
     }
 }
 
@@ -211,6 +252,10 @@ fn finish(d: Done, waiters: &Waiters) -> bool {
             let _ = reply.send(r);
             false
         }
+        Done::Task(after) => {
+            after(Ok(()), waiters);
+            true
+        }
     }
 }
 
@@ -223,6 +268,8 @@ fn fail(op: Op, e: &StorageError) {
         Op::Touch(_, r) => drop(r.send(Err(err()))),
         Op::Sweep(r) => drop(r.send(Err(err()))),
         Op::CommitRotation(_, r) => drop(r.send(Err(err()))),
+        // Dropping the task drops its reply: the caller sees the failure.
+        Op::Task(task) => drop(task),
     }
 }
 
@@ -235,5 +282,6 @@ fn fail_done(d: Done, e: &StorageError) {
         Done::Touch(r, _) => drop(r.send(Err(err()))),
         Done::Sweep(r, _) => drop(r.send(Err(err()))),
         Done::Rotation(r, _) => drop(r.send(Err(err()))),
+        Done::Task(after) => after(Err(e.clone()), &Waiters::default()),
     }
 }

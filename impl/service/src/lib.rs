@@ -10,6 +10,7 @@
 #![allow(clippy::result_large_err)]
 
 pub mod auth;
+pub mod estuaries;
 pub mod forwarded;
 pub mod projects;
 
@@ -115,11 +116,18 @@ pub trait StreamHost: durable_streams_api::context::MaybeSendSync {
 pub struct StreamsService<H> {
     pub host: H,
     pub projects: Option<projects::Projects>,
+    pub estuaries: Option<estuaries::Estuaries>,
 }
 
 impl<H> StreamsService<H> {
     pub fn new(host: H) -> Self {
-        StreamsService { host, projects: None }
+        StreamsService { host, projects: None, estuaries: None }
+    }
+
+    /// Serves the estuary API from `estuaries`.
+    pub fn with_estuaries(mut self, estuaries: estuaries::Estuaries) -> Self {
+        self.estuaries = Some(estuaries);
+        self
     }
 
     /// Serves the config API from `projects`.
@@ -150,7 +158,7 @@ pub fn anonymous_may_read(ctx: &RequestContext, public: Option<bool>) -> Result<
 }
 
 /// Errors no operation documents (storage failures) become `503`.
-fn undocumented(error: &ProtocolError) -> ApiError {
+pub(crate) fn undocumented(error: &ProtocolError) -> ApiError {
     ApiError::from(problem(error))
 }
 
@@ -478,7 +486,45 @@ impl<H: StreamHost> HealthApi for StreamsService<H> {
 }
 
 impl<H: StreamHost> SubscriptionsApi for StreamsService<H> {}
-impl<H: StreamHost> EstuaryApi for StreamsService<H> {}
+#[cfg_attr(target_arch = "wasm32", async_trait::async_trait(?Send))]
+#[cfg_attr(not(target_arch = "wasm32"), async_trait::async_trait)]
+impl<H: StreamHost> EstuaryApi for StreamsService<H> {
+    async fn subscribe_estuary(
+        &self,
+        _ctx: &RequestContext,
+        request: SubscribeEstuaryRequest,
+    ) -> Result<SubscribeEstuaryResponse, ApiError> {
+        estuaries::subscribe(self.estuary_host()?, request).await
+    }
+
+    async fn unsubscribe_estuary(
+        &self,
+        _ctx: &RequestContext,
+        request: UnsubscribeEstuaryRequest,
+    ) -> Result<UnsubscribeEstuaryResponse, ApiError> {
+        estuaries::unsubscribe(self.estuary_host()?, request).await
+    }
+
+    async fn get_estuary(&self, _ctx: &RequestContext, request: GetEstuaryRequest) -> Result<GetEstuaryResponse, ApiError> {
+        estuaries::get(self.estuary_host()?, request).await
+    }
+
+    async fn delete_estuary(
+        &self,
+        _ctx: &RequestContext,
+        request: DeleteEstuaryRequest,
+    ) -> Result<DeleteEstuaryResponse, ApiError> {
+        estuaries::delete(self.estuary_host()?, request).await
+    }
+}
+
+impl<H> StreamsService<H> {
+    fn estuary_host(&self) -> Result<&dyn estuaries::EstuaryHost, ApiError> {
+        self.estuaries
+            .as_deref()
+            .ok_or_else(|| Problem::new(http::StatusCode::NOT_IMPLEMENTED, "this host has no estuaries").into())
+    }
+}
 impl<H: StreamHost> LegacyApi for StreamsService<H> {}
 #[cfg_attr(target_arch = "wasm32", async_trait::async_trait(?Send))]
 #[cfg_attr(not(target_arch = "wasm32"), async_trait::async_trait)]
