@@ -50,6 +50,11 @@ pub const SCHEMA: &[&str] = &[
         PRIMARY KEY (source_key, estuary_key)
     )",
     "CREATE INDEX IF NOT EXISTS ds_subscriptions_estuary ON ds_subscriptions (estuary_key)",
+    "CREATE TABLE IF NOT EXISTS ds_estuary_sources (
+        estuary_key TEXT NOT NULL,
+        source_key TEXT NOT NULL,
+        PRIMARY KEY (estuary_key, source_key)
+    )",
     "CREATE TABLE IF NOT EXISTS ds_outbox (
         source_key TEXT NOT NULL,
         seq INTEGER NOT NULL,
@@ -138,40 +143,73 @@ pub struct Subscribed {
     pub is_new: bool,
 }
 
-/// Subscribes the estuary `{project}/{estuary_id}` to `source_key`: the
-/// estuary stream is created at once (empty, with the source's content
-/// type) when missing; an existing one must have the source's type (`409`).
-/// A missing source is `404` and creates nothing. Subscribing again renews
-/// the estuary's lifetime (`ttl_ms`). An `expected_type` other than the
-/// source's is `409`.
+/// Subscribes the estuary `{project}/{estuary_id}` to `source_key` when
+/// both live in this database: [`source_info`], [`attach`] and
+/// [`add_subscriber`] in one transaction. A missing source is `404` and
+/// creates nothing.
 pub fn subscribe(engine: &Engine, db: &impl SqlExecutor, request: &Subscribe<'_>, now_ms: i64) -> Result<Subscribed, ProtocolError> {
-    let Subscribe { project, estuary_id, source_key, expected_type, ttl_ms } = *request;
     db.transaction(|| {
-        let source = engine.head(db, source_key, now_ms)?;
-        if let Some(expected) = expected_type.map(str::trim).filter(|t| !t.is_empty()) {
-            if !crate::content_type::matches(expected, &source.content_type) {
-                return Err(ProtocolError::ContentTypeMismatch { stream: source.content_type });
-            }
+        let source_type = source_info(engine, db, request.source_key, request.expected_type, now_ms)?;
+        let subscribed = attach(engine, db, request, &source_type, now_ms)?;
+        add_subscriber(db, request.source_key, &subscribed.estuary_key)?;
+        Ok(subscribed)
+    })
+}
+
+/// Source side, first step: the source's content type; `404` when it does
+/// not exist, `409` when the subscriber expects another type.
+pub fn source_info(
+    engine: &Engine,
+    db: &impl SqlExecutor,
+    source_key: &str,
+    expected_type: Option<&str>,
+    now_ms: i64,
+) -> Result<String, ProtocolError> {
+    let source = engine.head(db, source_key, now_ms)?;
+    if let Some(expected) = expected_type.map(str::trim).filter(|t| !t.is_empty()) {
+        if !crate::content_type::matches(expected, &source.content_type) {
+            return Err(ProtocolError::ContentTypeMismatch { stream: source.content_type });
         }
+    }
+    Ok(source.content_type)
+}
+
+/// Estuary side: creates the estuary stream (empty, with the source's
+/// content type) when missing — an existing one must have that type
+/// (`409`) — records the estuary and the source, and renews its lifetime.
+pub fn attach(
+    engine: &Engine,
+    db: &impl SqlExecutor,
+    request: &Subscribe<'_>,
+    source_type: &str,
+    now_ms: i64,
+) -> Result<Subscribed, ProtocolError> {
+    let Subscribe { project, estuary_id, source_key, ttl_ms, .. } = *request;
+    db.transaction(|| {
         let estuary_key = format!("{project}/{estuary_id}");
         if estuary_key == source_key {
             return Err(ProtocolError::bad_request("an estuary cannot subscribe to itself"));
         }
         let existing = load(db, &estuary_key)?;
         match engine.head(db, &estuary_key, now_ms) {
-            Ok(stream) if !crate::content_type::matches(&stream.content_type, &source.content_type) => {
+            Ok(stream) if !crate::content_type::matches(&stream.content_type, source_type) => {
                 return Err(ProtocolError::ContentTypeMismatch { stream: stream.content_type });
             }
             Ok(_) => {}
             Err(ProtocolError::NotFound) => {
                 let create = CreateRequest {
                     key: estuary_key.clone(),
-                    content_type: Some(source.content_type.clone()),
+                    content_type: Some(source_type.to_owned()),
                     ..Default::default()
                 };
                 engine.create(db, create, now_ms)?;
             }
             Err(other) => return Err(other),
+        }
+        if existing.as_ref().is_some_and(|e| !e.sources.iter().any(|s| s == source_key))
+            && existing.as_ref().map_or(0, |e| e.sources.len() as u64) >= SOURCES_PER_ESTUARY_MAX
+        {
+            return Err(ProtocolError::bad_request("the estuary has too many subscriptions"));
         }
         let expires_at_ms = now_ms.saturating_add(ttl_ms);
         db.execute(
@@ -181,46 +219,79 @@ pub fn subscribe(engine: &Engine, db: &impl SqlExecutor, request: &Subscribe<'_>
                 estuary_key.as_str().into(),
                 project.into(),
                 estuary_id.into(),
-                source.content_type.as_str().into(),
+                source_type.into(),
                 now_ms.into(),
                 expires_at_ms.into(),
             ],
         )?;
-        let already = db.query(
-            "SELECT 1 FROM ds_subscriptions WHERE source_key = ?1 AND estuary_key = ?2",
-            &[source_key.into(), estuary_key.as_str().into()],
+        db.execute(
+            "INSERT OR IGNORE INTO ds_estuary_sources (estuary_key, source_key) VALUES (?1, ?2)",
+            &[estuary_key.as_str().into(), source_key.into()],
         )?;
-        if already.is_empty() {
-            let count = |sql: &str, key: &str| -> Result<u64, StorageError> {
-                db.query(sql, &[key.into()])?.first().map(|r| r.uint(0)).transpose().map(|n| n.unwrap_or(0))
-            };
-            if count("SELECT count(*) FROM ds_subscriptions WHERE source_key = ?1", source_key)? >= SUBSCRIBERS_PER_SOURCE_MAX {
-                return Err(ProtocolError::bad_request("the source stream has too many subscribers"));
-            }
-            if count("SELECT count(*) FROM ds_subscriptions WHERE estuary_key = ?1", &estuary_key)? >= SOURCES_PER_ESTUARY_MAX {
-                return Err(ProtocolError::bad_request("the estuary has too many subscriptions"));
-            }
-            let base = next_outbox_seq(db, source_key)?;
-            db.execute(
-                "INSERT INTO ds_subscriptions (source_key, estuary_key, base_seq, next_seq) VALUES (?1, ?2, ?3, ?3)",
-                &[source_key.into(), estuary_key.as_str().into(), base.into()],
-            )?;
-        }
         Ok(Subscribed { estuary_key, expires_at_ms, is_new: existing.is_none() })
     })
 }
 
-/// Ends one subscription; `404` when the estuary does not exist.
-pub fn unsubscribe(db: &impl SqlExecutor, estuary_key: &str, source_key: &str) -> Result<(), ProtocolError> {
+/// Source side, last step: deliver the source's next publishes to the
+/// estuary (from the next outbox entry on). Subscribing twice is harmless.
+pub fn add_subscriber(db: &impl SqlExecutor, source_key: &str, estuary_key: &str) -> Result<(), ProtocolError> {
+    db.transaction(|| {
+        let already = db.query(
+            "SELECT 1 FROM ds_subscriptions WHERE source_key = ?1 AND estuary_key = ?2",
+            &[source_key.into(), estuary_key.into()],
+        )?;
+        if !already.is_empty() {
+            return Ok(());
+        }
+        let subscribers = db
+            .query("SELECT count(*) FROM ds_subscriptions WHERE source_key = ?1", &[source_key.into()])?
+            .first()
+            .map(|r| r.uint(0))
+            .transpose()?
+            .unwrap_or(0);
+        if subscribers >= SUBSCRIBERS_PER_SOURCE_MAX {
+            return Err(ProtocolError::bad_request("the source stream has too many subscribers"));
+        }
+        let base = next_outbox_seq(db, source_key)?;
+        db.execute(
+            "INSERT INTO ds_subscriptions (source_key, estuary_key, base_seq, next_seq) VALUES (?1, ?2, ?3, ?3)",
+            &[source_key.into(), estuary_key.into(), base.into()],
+        )?;
+        Ok(())
+    })
+}
+
+/// Source side: stop delivering to the estuary.
+pub fn remove_subscriber(db: &impl SqlExecutor, source_key: &str, estuary_key: &str) -> Result<(), StorageError> {
+    db.transaction(|| {
+        db.execute(
+            "DELETE FROM ds_subscriptions WHERE source_key = ?1 AND estuary_key = ?2",
+            &[source_key.into(), estuary_key.into()],
+        )?;
+        collect_garbage(db, source_key)
+    })
+}
+
+/// Estuary side: forget a source; `404` when the estuary does not exist.
+pub fn detach(db: &impl SqlExecutor, estuary_key: &str, source_key: &str) -> Result<(), ProtocolError> {
     db.transaction(|| {
         if load(db, estuary_key)?.is_none() {
             return Err(ProtocolError::NotFound);
         }
         db.execute(
-            "DELETE FROM ds_subscriptions WHERE source_key = ?1 AND estuary_key = ?2",
-            &[source_key.into(), estuary_key.into()],
+            "DELETE FROM ds_estuary_sources WHERE estuary_key = ?1 AND source_key = ?2",
+            &[estuary_key.into(), source_key.into()],
         )?;
-        collect_garbage(db, source_key)?;
+        Ok(())
+    })
+}
+
+/// Ends one subscription when both sides live in this database; `404` when
+/// the estuary does not exist.
+pub fn unsubscribe(db: &impl SqlExecutor, estuary_key: &str, source_key: &str) -> Result<(), ProtocolError> {
+    db.transaction(|| {
+        detach(db, estuary_key, source_key)?;
+        remove_subscriber(db, source_key, estuary_key)?;
         Ok(())
     })
 }
@@ -234,7 +305,7 @@ pub fn load(db: &impl SqlExecutor, estuary_key: &str) -> Result<Option<Estuary>,
     let Some(row) = rows.first() else { return Ok(None) };
     let sources = db
         .query(
-            "SELECT source_key FROM ds_subscriptions WHERE estuary_key = ?1 ORDER BY source_key",
+            "SELECT source_key FROM ds_estuary_sources WHERE estuary_key = ?1 ORDER BY source_key",
             &[estuary_key.into()],
         )?
         .iter()
@@ -250,23 +321,46 @@ pub fn load(db: &impl SqlExecutor, estuary_key: &str) -> Result<Option<Estuary>,
     }))
 }
 
-/// Deletes the estuary: its subscriptions, its record and its stream (a
-/// later publish never recreates it). `404` when it does not exist.
-/// Returns the cold segments to delete.
-pub fn delete(engine: &Engine, db: &impl SqlExecutor, estuary_key: &str, now_ms: i64) -> Result<Vec<String>, ProtocolError> {
+/// Estuary side: deletes the estuary's record and its stream (a later
+/// publish never recreates it). `404` when it does not exist. Returns the
+/// cold segments to delete and the sources it was subscribed to (whose
+/// subscriptions end with [`remove_subscriber`]; a source that is not told
+/// prunes the subscription at its next delivery).
+pub fn delete_estuary(
+    engine: &Engine,
+    db: &impl SqlExecutor,
+    estuary_key: &str,
+    now_ms: i64,
+) -> Result<(Vec<String>, Vec<String>), ProtocolError> {
     db.transaction(|| {
         let Some(estuary) = load(db, estuary_key)? else { return Err(ProtocolError::NotFound) };
-        db.execute("DELETE FROM ds_subscriptions WHERE estuary_key = ?1", &[estuary_key.into()])?;
+        db.execute("DELETE FROM ds_estuary_sources WHERE estuary_key = ?1", &[estuary_key.into()])?;
         db.execute("DELETE FROM ds_estuaries WHERE estuary_key = ?1", &[estuary_key.into()])?;
-        for source in &estuary.sources {
+        let garbage = match engine.delete(db, estuary_key, now_ms) {
+            Ok(outcome) => outcome.garbage,
+            Err(ProtocolError::NotFound | ProtocolError::Gone) => Vec::new(),
+            Err(other) => return Err(other),
+        };
+        Ok((garbage, estuary.sources))
+    })
+}
+
+/// Deletes the estuary and its subscriptions when both sides live in this
+/// database. Returns the cold segments to delete.
+pub fn delete(engine: &Engine, db: &impl SqlExecutor, estuary_key: &str, now_ms: i64) -> Result<Vec<String>, ProtocolError> {
+    db.transaction(|| {
+        let (garbage, sources) = delete_estuary(engine, db, estuary_key, now_ms)?;
+        db.execute("DELETE FROM ds_subscriptions WHERE estuary_key = ?1", &[estuary_key.into()])?;
+        for source in &sources {
             collect_garbage(db, source)?;
         }
-        match engine.delete(db, estuary_key, now_ms) {
-            Ok(outcome) => Ok(outcome.garbage),
-            Err(ProtocolError::NotFound | ProtocolError::Gone) => Ok(Vec::new()),
-            Err(other) => Err(other),
-        }
+        Ok(garbage)
     })
+}
+
+/// The earliest estuary expiry, if any (for a host's alarm).
+pub fn next_expiry_ms(db: &impl SqlExecutor) -> Result<Option<i64>, StorageError> {
+    db.query("SELECT min(expires_at_ms) FROM ds_estuaries", &[])?.first().map(|r| r.opt_int(0)).transpose().map(Option::flatten)
 }
 
 /// Estuaries whose lifetime ran out (for the host's sweep).
