@@ -1,12 +1,17 @@
-//! `cargo xtask worker-auth`: the auth matrix against the Workers host under
-//! `wrangler dev` with `AUTH_MODE=jwt`. The project's first secret goes in
-//! the way an operator puts it: `wrangler kv key put --local` into the
-//! `REGISTRY` namespace (never through an open route).
+//! `cargo xtask worker-auth`: the auth matrix, then the estuary scenarios
+//! (with a manage token), against the Workers host under `wrangler dev`
+//! with `AUTH_MODE=jwt`. The project's first secret goes in the way an
+//! operator puts it: `wrangler kv key put --local` into the `REGISTRY`
+//! namespace (never through an open route).
 
 use anyhow::{Context, Result};
 use std::process::Command;
 
 use crate::{util, worker};
+use durable_streams_tests::estuary_scenarios::{self, Client};
+
+/// Estuaries of this run expire this long after their last subscribe.
+const ESTUARY_TTL_SECONDS: u64 = 20;
 
 pub fn run() -> Result<()> {
     worker::ensure_tools()?;
@@ -29,18 +34,30 @@ pub fn run() -> Result<()> {
     let mut dev = worker::start(&worker::DevOpts {
         port,
         persist_to: Some(state.path().to_path_buf()),
-        vars: vec![("AUTH_MODE".to_owned(), "jwt".to_owned())],
+        vars: vec![
+            ("AUTH_MODE".to_owned(), "jwt".to_owned()),
+            ("ESTUARY_TTL_SECONDS".to_owned(), ESTUARY_TTL_SECONDS.to_string()),
+        ],
         log: Some(log.clone()),
     })?;
     let base = format!("127.0.0.1:{port}");
     let started = std::time::Instant::now();
-    let outcome = durable_streams_tests::auth_matrix::run(&base, project, &secret, "w-");
+    let outcome = durable_streams_tests::auth_matrix::run(&base, project, &secret, "w-").and_then(|cells| {
+        println!("worker auth matrix: {cells} cells passed ({:.1} s)", started.elapsed().as_secs_f64());
+        let manage = durable_streams_tests::auth_matrix::token(project, "manage", None, &secret);
+        let client = Client { base: &base, auth: Some(format!("Bearer {manage}")) };
+        let started = std::time::Instant::now();
+        estuary_scenarios::api_contract(&client, project, "wa-")?;
+        estuary_scenarios::delivery(&client, project, "wd-", 5)?;
+        println!("worker estuaries: API contract and delivery passed ({:.1} s)", started.elapsed().as_secs_f64());
+        let started = std::time::Instant::now();
+        estuary_scenarios::expiry(&client, project, "wt-", std::time::Duration::from_secs(ESTUARY_TTL_SECONDS))?;
+        println!("worker estuaries: TTL expiry passed ({:.1} s)", started.elapsed().as_secs_f64());
+        Ok(())
+    });
     dev.stop();
     let result: Result<()> = match outcome {
-        Ok(cells) => {
-            println!("worker auth matrix: {cells} cells passed ({:.1} s)", started.elapsed().as_secs_f64());
-            Ok(())
-        }
+        Ok(()) => Ok(()),
         Err(failures) => {
             let tail = std::fs::read_to_string(&log).unwrap_or_default();
             let tail: Vec<&str> = tail.lines().rev().take(30).collect();
@@ -48,5 +65,5 @@ pub fn run() -> Result<()> {
             Err(anyhow::anyhow!("{failures}"))
         }
     };
-    result.context("worker auth matrix")
+    result.context("worker auth matrix and estuaries")
 }

@@ -10,6 +10,7 @@
 
 mod bridge;
 mod do_sql;
+mod estuaries;
 mod projects;
 mod stream_do;
 
@@ -26,13 +27,13 @@ use std::time::Duration;
 use worker::{durable_object, event, Context, DurableObject, Env, Request, Response, State, WebSocket};
 
 /// The Durable Object namespace binding of stream sequencers.
-const STREAMS_BINDING: &str = "STREAMS";
+pub(crate) const STREAMS_BINDING: &str = "STREAMS";
 /// The R2 bucket binding of cold segments.
 const R2_BINDING: &str = "R2";
 /// The KV binding of project configurations.
 const REGISTRY_BINDING: &str = "REGISTRY";
 /// Base URL of edge → DO requests (never leaves the runtime).
-const INTERNAL_BASE: &str = "https://stream.internal";
+pub(crate) const INTERNAL_BASE: &str = "https://stream.internal";
 /// Carries the client-facing base URL to the DO (for `Location`).
 const BASE_URL_HEADER: &str = "x-ds-internal-base-url";
 /// Carries the request id to the DO.
@@ -368,7 +369,44 @@ impl HealthApi for Edge {
 }
 
 impl SubscriptionsApi for Edge {}
-impl EstuaryApi for Edge {}
+
+#[async_trait(?Send)]
+impl EstuaryApi for Edge {
+    async fn subscribe_estuary(
+        &self,
+        _ctx: &RequestContext,
+        request: SubscribeEstuaryRequest,
+    ) -> Result<SubscribeEstuaryResponse, ApiError> {
+        durable_streams_service::estuaries::subscribe(&self.estuaries(), request).await
+    }
+
+    async fn unsubscribe_estuary(
+        &self,
+        _ctx: &RequestContext,
+        request: UnsubscribeEstuaryRequest,
+    ) -> Result<UnsubscribeEstuaryResponse, ApiError> {
+        durable_streams_service::estuaries::unsubscribe(&self.estuaries(), request).await
+    }
+
+    async fn get_estuary(&self, _ctx: &RequestContext, request: GetEstuaryRequest) -> Result<GetEstuaryResponse, ApiError> {
+        durable_streams_service::estuaries::get(&self.estuaries(), request).await
+    }
+
+    async fn delete_estuary(
+        &self,
+        _ctx: &RequestContext,
+        request: DeleteEstuaryRequest,
+    ) -> Result<DeleteEstuaryResponse, ApiError> {
+        durable_streams_service::estuaries::delete(&self.estuaries(), request).await
+    }
+}
+
+impl Edge {
+    fn estuaries(&self) -> estuaries::EdgeEstuaries {
+        let ttl_s = var_ms(&self.env, "ESTUARY_TTL_SECONDS", 86_400).max(1);
+        estuaries::EdgeEstuaries { env: self.env.clone(), ttl_ms: i64::try_from(ttl_s.saturating_mul(1000)).unwrap_or(i64::MAX) }
+    }
+}
 impl LegacyApi for Edge {}
 #[async_trait(?Send)]
 impl ConfigApi for Edge {
@@ -684,7 +722,7 @@ impl DurableObject for StreamDO {
             },
         };
         let bucket = env.bucket(R2_BINDING).ok();
-        let host = stream_do::DoHost::new(state, bucket, settings).map_err(|e| e.to_string());
+        let host = stream_do::DoHost::new(state, env.clone(), bucket, settings).map_err(|e| e.to_string());
         StreamDO { host, env }
     }
 
@@ -698,6 +736,16 @@ impl DurableObject for StreamDO {
             Ok(request) => request,
             Err(problem) => return error_response(&problem),
         };
+        if let Some(op) = request.uri().path().strip_prefix(estuaries::INTERNAL_PREFIX) {
+            let op = op.to_owned();
+            // A source that a fork moved to its family's object is served there.
+            if let Some(key) = estuaries::internal_key(&op, request.body()) {
+                if let Some(root) = host.alias_of(&key).map_err(|e| worker::Error::RustError(e.to_string()))? {
+                    return self.forward(&root, request).await;
+                }
+            }
+            return estuaries::handle_internal(&host, &op, request.body()).await;
+        }
         let request = match self.route(&host, request).await? {
             Ok(response) => return Ok(response),
             Err(request) => request,

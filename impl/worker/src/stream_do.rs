@@ -26,7 +26,7 @@ use durable_streams_service::{LongPoll, ReadChunk, SseStream, StreamHost};
 use futures::channel::oneshot;
 use futures::future::{select, Either};
 use serde::{Deserialize, Serialize};
-use worker::{Bucket, State, WebSocket};
+use worker::{Bucket, Env, State, WebSocket};
 
 use crate::do_sql::DoSql;
 
@@ -126,6 +126,7 @@ pub struct Inner {
     engine: Engine,
     settings: DoSettings,
     state: State,
+    env: Env,
     bucket: Option<Bucket>,
     /// R2 key prefix of this object's segments (objects share one bucket).
     namespace: String,
@@ -136,6 +137,8 @@ pub struct Inner {
     alarm_at: Cell<Option<i64>>,
     /// SSE readers with a delivery running.
     pumping: RefCell<HashSet<u32>>,
+    /// Sources whose outbox is being drained.
+    draining: RefCell<HashSet<String>>,
 }
 
 /// The object's state, shared with its running requests.
@@ -151,7 +154,7 @@ fn storage(error: impl std::fmt::Display) -> StorageError {
 }
 
 impl DoHost {
-    pub fn new(state: State, bucket: Option<Bucket>, settings: DoSettings) -> Result<DoHost, StorageError> {
+    pub fn new(state: State, env: Env, bucket: Option<Bucket>, settings: DoSettings) -> Result<DoHost, StorageError> {
         let sql = DoSql::new(&state.storage())?;
         hot_log::migrate(&sql)?;
         sql.execute(ALIAS_SCHEMA, &[])?;
@@ -162,6 +165,7 @@ impl DoHost {
             engine: Engine::new(EngineConfig::default()),
             settings,
             state,
+            env,
             bucket,
             namespace,
             waiters: RefCell::new(Vec::new()),
@@ -169,6 +173,7 @@ impl DoHost {
             segments: RefCell::new(SegmentCache::default()),
             alarm_at: Cell::new(None),
             pumping: RefCell::new(HashSet::new()),
+            draining: RefCell::new(HashSet::new()),
         })))
     }
 
@@ -234,6 +239,87 @@ impl DoHost {
             Err(ProtocolError::Storage(error)) => Err(error),
             Err(_) => Ok(true),
         }
+    }
+
+    pub fn engine(&self) -> &Engine {
+        &self.0.engine
+    }
+
+    pub fn sql(&self) -> &DoSql {
+        &self.0.sql
+    }
+
+    /// Exactly `[start, end)` of a stream (an estuary delivery): its content
+    /// type and body, cold segments fetched.
+    pub async fn read_range(
+        &self,
+        key: &str,
+        start: u64,
+        end: u64,
+        timing: &Cell<Timing>,
+    ) -> Result<(String, Bytes), ProtocolError> {
+        let outcome = self.0.engine.read_range(&self.0.sql, key, start, end, now_ms())?;
+        let mut fetched: Vec<(String, Bytes)> = Vec::new();
+        for cold in outcome.cold_keys() {
+            fetched.push((cold.to_owned(), self.segment(cold, timing).await?));
+        }
+        let body = outcome.body_with(|wanted| {
+            fetched
+                .iter()
+                .find(|(k, _)| k == wanted)
+                .map(|(_, bytes)| bytes.clone())
+                .ok_or_else(|| StorageError::new(format!("cold segment {wanted} was not fetched")))
+        })?;
+        Ok((outcome.content_type, body))
+    }
+
+    /// After an estuary was created or renewed: its expiry needs the alarm.
+    pub fn after_estuary_change(&self, expires_at_ms: Option<i64>) {
+        if let Some(at) = expires_at_ms {
+            let host = self.clone();
+            worker::wasm_bindgen_futures::spawn_local(async move {
+                if let Err(error) = host.arm_alarm(at).await {
+                    worker::console_warn!("arming the estuary expiry alarm failed: {error}");
+                }
+            });
+        }
+    }
+
+    /// After an estuary was deleted: its readers end, its segments go.
+    pub fn after_estuary_delete(&self, estuary_key: &str, garbage: Vec<String>) {
+        self.delete_segments(garbage);
+        self.notify(&[estuary_key]);
+    }
+
+    /// Starts draining `source`'s outbox unless a drain runs already; a
+    /// failed delivery arms the alarm to retry.
+    pub fn start_fanout(&self, source: &str) {
+        if !durable_streams_engine::estuary::pending(&self.0.sql, source, 1).is_ok_and(|p| !p.is_empty()) {
+            return;
+        }
+        if !self.0.draining.borrow_mut().insert(source.to_owned()) {
+            return;
+        }
+        let host = self.clone();
+        let source = source.to_owned();
+        worker::wasm_bindgen_futures::spawn_local(async move {
+            let env = host.0.env.clone();
+            let done = crate::estuaries::drain(&host, &env, &source).await;
+            host.0.draining.borrow_mut().remove(&source);
+            match done {
+                Ok(true) => {
+                    // Publishes that arrived while this drain ran.
+                    if durable_streams_engine::estuary::pending(&host.0.sql, &source, 1).is_ok_and(|p| !p.is_empty()) {
+                        host.start_fanout(&source);
+                    }
+                }
+                Ok(false) | Err(_) => {
+                    if let Err(error) = host.arm_alarm(crate::estuaries::retry_at()).await {
+                        worker::console_warn!("arming the fan-out retry failed: {error}");
+                    }
+                }
+            }
+        });
     }
 
     /// The stream's public flag, if it exists.
@@ -375,6 +461,25 @@ impl DoHost {
             }
         }
         let now = now_ms();
+        // Estuaries of this object whose lifetime ran out.
+        for key in durable_streams_engine::estuary::expired(&self.0.sql, now, SWEEP_PER_ALARM)? {
+            match durable_streams_engine::estuary::delete_estuary(&self.0.engine, &self.0.sql, &key, now) {
+                Ok((garbage, _sources)) => self.after_estuary_delete(&key, garbage),
+                Err(ProtocolError::NotFound) => {}
+                Err(error) => return Err(engine_storage(error)),
+            }
+        }
+        // Fan-out owed by sources of this object (a crash, a failed delivery).
+        let mut fanout_failed = false;
+        for source in durable_streams_engine::estuary::sources_with_pending(&self.0.sql, 64)? {
+            if self.0.draining.borrow().contains(&source) {
+                continue;
+            }
+            self.0.draining.borrow_mut().insert(source.clone());
+            let done = crate::estuaries::drain(self, &self.0.env, &source).await;
+            self.0.draining.borrow_mut().remove(&source);
+            fanout_failed |= !matches!(done, Ok(true));
+        }
         let swept = self.0.engine.sweep_expired(&self.0.sql, now, SWEEP_PER_ALARM).map_err(engine_storage)?;
         let more = more || swept.removed.len() as u64 >= SWEEP_PER_ALARM;
         if !swept.removed.is_empty() {
@@ -385,7 +490,14 @@ impl DoHost {
         let next = if more {
             Some(now)
         } else {
-            hot_log::next_expiry_ms(&self.0.sql)?.map(|at| at.max(now + if at <= now { EXPIRY_RECHECK_MS } else { 0 }))
+            let streams = hot_log::next_expiry_ms(&self.0.sql)?;
+            let estuaries = durable_streams_engine::estuary::next_expiry_ms(&self.0.sql)?;
+            let retry = fanout_failed.then(crate::estuaries::retry_at);
+            [streams, estuaries, retry]
+                .into_iter()
+                .flatten()
+                .min()
+                .map(|at| at.max(now + if at <= now { EXPIRY_RECHECK_MS } else { 0 }))
         };
         if let Some(at) = next {
             self.arm_alarm(at).await?;
@@ -551,6 +663,7 @@ impl StreamHost for RequestHost {
         let outcome = host.0.engine.append(&host.0.sql, request, now_ms())?;
         if outcome.changed() {
             host.notify(&[&key]);
+            host.start_fanout(&key);
             self.maintenance_after(&key, false).await;
         }
         Ok(outcome)
