@@ -39,6 +39,10 @@ commands:
       --scenarios LIST       comma list of scenarios (default: all; see --help)
       --rounds N             interleaved rounds per scenario (default 3)
       --quick                shorter runs (smoke test of the bench itself)
+  bench fanout               estuary publish → seen-by-all latency
+      --hosts LIST           native,worker (default both)
+      --subscribers LIST     default 10,250,1000
+      --publishes N          default 20
   worker-build               build the Workers host (installs worker-build,
                              wasm-bindgen-cli and the wasm target when missing)
   worker-check               `wrangler deploy --dry-run` and the bundle's gzipped size

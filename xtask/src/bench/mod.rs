@@ -9,6 +9,7 @@
 //! (tokio + hyper, keep-alive connections, HDR histograms in µs).
 
 mod client;
+mod fanout;
 mod scenarios;
 
 use crate::servers::{self, ServerKind, StartOpts};
@@ -28,6 +29,9 @@ const SCENARIOS: &[(&str, &str)] = &[
 ];
 
 pub fn cli(args: Vec<String>) -> Result<()> {
+    if args.first().map(String::as_str) == Some("fanout") {
+        return fanout::cli(Args::new(args[1..].to_vec()));
+    }
     let mut a = Args::new(args);
     if a.flag("--help") || a.flag("-h") {
         println!("scenarios:");

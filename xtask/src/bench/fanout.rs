@@ -1,0 +1,163 @@
+//! `cargo xtask bench fanout [--hosts native,worker] [--subscribers 10,250,1000] [--publishes N]`
+//!
+//! Publish → seen-by-all latency of estuary fan-out: one source, N
+//! subscribed estuaries, each followed by its own long-poll reader. A
+//! publish's latency is the time from sending it to the moment the last of
+//! the N readers has it. Reported: p50 / p95 / max over the publishes.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use bytes::Bytes;
+use hyper::Method;
+
+use super::client::{encode_query, Conn};
+use crate::servers::{self, ServerKind, StartOpts};
+use crate::util::{self, Args};
+
+/// Arrival bookkeeping of one publish: readers that have it, and when the last one got it.
+struct Trial {
+    seen: usize,
+    last: Option<Instant>,
+}
+
+pub fn cli(mut a: Args) -> Result<()> {
+    let hosts = a.opt("--hosts")?.unwrap_or_else(|| "native,worker".into());
+    let subscribers: Vec<usize> = a
+        .opt("--subscribers")?
+        .unwrap_or_else(|| "10,250,1000".into())
+        .split(',')
+        .map(|s| s.parse().context("--subscribers"))
+        .collect::<Result<_>>()?;
+    let publishes: usize = a.opt("--publishes")?.map(|s| s.parse()).transpose()?.unwrap_or(20);
+    a.finish()?;
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    let mut rows = Vec::new();
+    for host in hosts.split(',').filter(|h| !h.is_empty()) {
+        let (port, mut stop): (u16, Box<dyn FnMut()>) = match host {
+            "native" => {
+                let prepared = servers::prepare(ServerKind::Native)?;
+                let mut server = servers::start(&prepared, &StartOpts { log_to_file: true, ..Default::default() })?;
+                (server.port, Box::new(move || server.stop()))
+            }
+            "worker" => {
+                let port = util::free_port()?;
+                let state = util::TempDir::new("ds-bench-fanout")?;
+                let mut dev = crate::worker::start(&crate::worker::DevOpts {
+                    port,
+                    persist_to: Some(state.path().to_path_buf()),
+                    vars: vec![("AUTH_MODE".into(), "none".into())],
+                    log: Some(state.path().join("wrangler.log")),
+                })?;
+                (port, Box::new(move || {
+                    dev.stop();
+                    let _ = &state;
+                }))
+            }
+            other => bail!("unknown host `{other}` (native, worker)"),
+        };
+        for &n in &subscribers {
+            eprint!("fanout {host} {n} subscribers ... ");
+            let result = rt.block_on(run(port, n, publishes, &format!("{host}{n}x{}", std::process::id())));
+            match result {
+                Ok(latencies) => {
+                    let (p50, p95, max) = summary(latencies.clone());
+                    eprintln!("p50 {p50:.1} ms, p95 {p95:.1} ms, max {max:.1} ms");
+                    rows.push((host.to_owned(), n, p50, p95, max, latencies.len()));
+                }
+                Err(e) => eprintln!("FAILED: {e:#}"),
+            }
+        }
+        stop();
+    }
+    println!("\n| host | subscribers | publishes | p50 ms | p95 ms | max ms |\n|---|---:|---:|---:|---:|---:|");
+    for (host, n, p50, p95, max, count) in rows {
+        println!("| {host} | {n} | {count} | {p50:.1} | {p95:.1} | {max:.1} |");
+    }
+    Ok(())
+}
+
+fn summary(mut v: Vec<f64>) -> (f64, f64, f64) {
+    v.sort_by(|a, b| a.total_cmp(b));
+    let at = |q: f64| v.get(((v.len() as f64 - 1.0) * q).round() as usize).copied().unwrap_or(f64::NAN);
+    (at(0.5), at(0.95), v.last().copied().unwrap_or(f64::NAN))
+}
+
+async fn run(port: u16, subscribers: usize, publishes: usize, tag: &str) -> Result<Vec<f64>> {
+    let addr = ([127, 0, 0, 1], port).into();
+    let mut admin = Conn::connect(addr).await?;
+    let source = format!("/v1/stream/bench/{tag}-src");
+    admin.create_stream(&source, "text/plain").await?;
+    for i in 0..subscribers {
+        let body = Bytes::from(format!(r#"{{"estuaryId":"{tag}-e{i}"}}"#));
+        let r = admin
+            .call(Method::POST, &format!("/v1/estuary/subscribe/bench/{tag}-src"), &[("content-type", "application/json")], body)
+            .await?;
+        if r.status != 200 {
+            bail!("subscribe {i}: {} {}", r.status, String::from_utf8_lossy(&r.body));
+        }
+    }
+    let trials: Arc<Mutex<Vec<Trial>>> = Arc::new(Mutex::new((0..publishes).map(|_| Trial { seen: 0, last: None }).collect()));
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut readers = Vec::new();
+    for i in 0..subscribers {
+        let (trials, stop) = (trials.clone(), stop.clone());
+        let path = format!("/v1/stream/bench/{tag}-e{i}");
+        readers.push(tokio::spawn(async move {
+            let mut conn = Conn::connect(addr).await?;
+            let mut offset = "now".to_owned();
+            let mut received = 0usize;
+            while !stop.load(Ordering::Relaxed) && received < publishes {
+                let url = format!("{path}?offset={}&live=long-poll", encode_query(&offset));
+                let r = conn.call(Method::GET, &url, &[], Bytes::new()).await?;
+                let arrived = Instant::now();
+                if let Some(next) = r.header("stream-next-offset") {
+                    offset = next.to_owned();
+                }
+                if r.status == 200 {
+                    let count = r.body.iter().filter(|b| **b == b';').count();
+                    let mut t = trials.lock().map_err(|_| anyhow::anyhow!("poisoned"))?;
+                    for k in received..(received + count).min(publishes) {
+                        t[k].seen += 1;
+                        t[k].last = Some(arrived);
+                    }
+                    received += count;
+                }
+            }
+            anyhow::Ok(())
+        }));
+    }
+    // Let every reader park its first long-poll.
+    tokio::time::sleep(Duration::from_millis(500 + subscribers as u64)).await;
+    let mut latencies = Vec::new();
+    for k in 0..publishes {
+        let started = Instant::now();
+        let r = admin.append(&source, "text/plain", Bytes::from(format!("p{k};"))).await?;
+        if !r.status.is_success() {
+            bail!("publish {k}: {}", r.status);
+        }
+        let deadline = started + Duration::from_secs(60);
+        loop {
+            let done = {
+                let t = trials.lock().map_err(|_| anyhow::anyhow!("poisoned"))?;
+                (t[k].seen >= subscribers).then(|| t[k].last)
+            };
+            if let Some(Some(last)) = done {
+                latencies.push(last.duration_since(started).as_secs_f64() * 1e3);
+                break;
+            }
+            if Instant::now() > deadline {
+                bail!("publish {k} not seen by all {subscribers} readers within 60 s");
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    stop.store(true, Ordering::Relaxed);
+    for r in readers {
+        r.abort();
+    }
+    Ok(latencies)
+}
