@@ -5,3 +5,6 @@ pub mod auth_matrix;
 
 /// Estuary behaviour over HTTP, for any host.
 pub mod estuary_scenarios;
+
+/// Host behaviour over HTTP: rotation, large appends, SSE, restarts.
+pub mod host_scenarios;

@@ -16,6 +16,7 @@ mod servers;
 mod util;
 mod worker;
 mod worker_auth;
+mod worker_test;
 
 #[cfg(feature = "bench")]
 mod bench;
@@ -46,14 +47,16 @@ commands:
   worker-build               build the Workers host (installs worker-build,
                              wasm-bindgen-cli and the wasm target when missing)
   worker-check               `wrangler deploy --dry-run` and the bundle's gzipped size
-  worker-auth                the auth matrix against `wrangler dev` (AUTH_MODE=jwt)
+  worker-test                rotation, 5 MiB append, SSE and restart against
+                             `wrangler dev` with tiny segment limits
+  worker-auth                the auth matrix and estuaries against `wrangler dev`
   dev [--port N] [--auth M]  run the Workers host under `wrangler dev`
                              (default 127.0.0.1:8787, local SQLite, R2 and KV
                              state; auth none unless `--auth jwt`)
   ci                         codegen --check, cargo test --workspace,
                              wasm32 check of durable-streams-api,
                              conformance native, conformance worker,
-                             worker-auth, worker-check
+                             worker-test, worker-auth, worker-check
 ";
 
 fn main() {
@@ -90,6 +93,7 @@ fn real_main() -> Result<()> {
         }
         "dev" => worker::dev(args),
         "worker-auth" => worker_auth::run(),
+        "worker-test" => worker_test::run(),
         "worker-check" => {
             util::Args::new(args).finish()?;
             worker::deploy_check()
@@ -148,6 +152,7 @@ fn ci() -> Result<()> {
     steps.push(("cargo check --target wasm32-unknown-unknown -p durable-streams-api", wasm));
     steps.push(("cargo xtask conformance native", xtask(&["conformance", "native"])));
     steps.push(("cargo xtask conformance worker", xtask(&["conformance", "worker"])));
+    steps.push(("cargo xtask worker-test", xtask(&["worker-test"])));
     steps.push(("cargo xtask worker-auth", xtask(&["worker-auth"])));
     steps.push(("cargo xtask worker-check", xtask(&["worker-check"])));
 
