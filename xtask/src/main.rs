@@ -40,6 +40,8 @@ commands:
       --scenarios LIST       comma list of scenarios (default: all; see --help)
       --rounds N             interleaved rounds per scenario (default 3)
       --quick                shorter runs (smoke test of the bench itself)
+  bench worker               the Workers host under `wrangler dev`: append p50/p99,
+                             catch-up MB/s, SSE latency, bundle size
   bench fanout               estuary publish → seen-by-all latency
       --hosts LIST           native,worker (default both)
       --subscribers LIST     default 10,250,1000

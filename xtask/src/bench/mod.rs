@@ -46,11 +46,15 @@ pub fn cli(args: Vec<String>) -> Result<()> {
     let rounds: usize = a.opt("--rounds")?.map(|s| s.parse()).transpose()?.unwrap_or(if quick { 1 } else { 3 });
     let secs: f64 = a.opt("--duration-secs")?.map(|s| s.parse()).transpose()?.unwrap_or(if quick { 1.5 } else { 5.0 });
     let client_threads: usize = a.opt("--client-threads")?.map(|s| s.parse()).transpose()?.unwrap_or(2);
-    // `bench native` names which build of ours to compare (only native so far).
+    // `bench native` compares our binary with its peers; `bench worker`
+    // measures the Workers host under `wrangler dev`.
     let ours = a.positional().unwrap_or_else(|| "native".into());
     a.finish()?;
+    if ours == "worker" {
+        return worker_bench(quick, secs, client_threads);
+    }
     if ours != "native" {
-        bail!("unknown bench target `{ours}` (only `native` so far)");
+        bail!("unknown bench target `{ours}` (native, worker, fanout)");
     }
 
     let kinds: Vec<ServerKind> = match targets {
@@ -223,4 +227,60 @@ fn fsync_p50_us() -> Result<f64> {
         samples.push(t.elapsed().as_secs_f64() * 1e6);
     }
     Ok(median(samples).unwrap_or(0.0))
+}
+
+/// `cargo xtask bench worker`: the Workers host under `wrangler dev` (one
+/// local process: every object on one thread) — append latency, catch-up
+/// throughput, SSE delivery latency through the WebSocket bridge, and the
+/// deployable bundle's size.
+fn worker_bench(quick: bool, secs: f64, client_threads: usize) -> Result<()> {
+    crate::worker::deploy_check()?;
+    let port = util::free_port()?;
+    let state = util::TempDir::new("ds-bench-worker")?;
+    let mut dev = crate::worker::start(&crate::worker::DevOpts {
+        port,
+        persist_to: Some(state.path().to_path_buf()),
+        vars: vec![("AUTH_MODE".into(), "none".into())],
+        log: Some(state.path().join("wrangler.log")),
+    })?;
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(client_threads).enable_all().build()?;
+    let runs: [(&str, &str); 4] = [
+        ("seq", "sequential appends, 1 connection"),
+        ("c8s8", "8 connections over 8 streams"),
+        ("catchup", "catch-up read (16 MiB)"),
+        ("sse", "SSE delivery to 20 subscribers at 10 appends/s"),
+    ];
+    let mut table = Vec::new();
+    for (name, what) in runs {
+        let ctx = Ctx {
+            addr: ([127, 0, 0, 1], port).into(),
+            prefix: format!("/v1/stream/bench-worker-{}-{name}", std::process::id()),
+            duration: Duration::from_secs_f64(secs),
+            quick: quick || name == "catchup",
+        };
+        eprint!("worker {name} ... ");
+        let res = rt.block_on(async {
+            match name {
+                "seq" => scenarios::appends(&ctx, 1, 1).await,
+                "c8s8" => scenarios::appends(&ctx, 8, 8).await,
+                "catchup" => scenarios::catchup(&ctx).await,
+                _ => scenarios::sse(&ctx, 20, 10).await,
+            }
+        });
+        match res {
+            Ok(ms) => {
+                let line = ms.iter().map(|m| format!("{} {}", m.name, fmt(Some(m.value)))).collect::<Vec<_>>().join(", ");
+                eprintln!("{line}");
+                table.push((name, what, line));
+            }
+            Err(e) => eprintln!("FAILED: {e:#}"),
+        }
+    }
+    drop(rt);
+    dev.stop();
+    println!("\n| scenario | what | result |\n|---|---|---|");
+    for (name, what, line) in table {
+        println!("| {name} | {what} | {line} |");
+    }
+    Ok(())
 }
