@@ -67,6 +67,10 @@ struct TokenArgs {
     /// Lifetime in seconds.
     #[arg(long, default_value_t = 3_600)]
     ttl: u64,
+    /// Sign with this secret instead of the project's newest one in `--data-dir`
+    /// (e.g. for a Workers deployment whose secrets live in KV).
+    #[arg(long)]
+    secret: Option<String>,
 }
 
 /// Who may call the server.
@@ -135,7 +139,10 @@ fn main() -> std::process::ExitCode {
             return report(operator::create_project(&data_dir, &name, cors_origins, token_ttl));
         }
         Command::Token(t) => {
-            return report(operator::mint_token(&t.data_dir, &t.project, &t.scope, t.stream_id.as_deref(), t.ttl));
+            return report(match &t.secret {
+                Some(secret) => operator::mint_token_with(secret, &t.project, &t.scope, t.stream_id.as_deref(), t.ttl),
+                None => operator::mint_token(&t.data_dir, &t.project, &t.scope, t.stream_id.as_deref(), t.ttl),
+            });
         }
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {

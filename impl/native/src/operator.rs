@@ -58,3 +58,9 @@ pub fn mint_token(data_dir: &Path, project: &str, scope: &str, stream_id: Option
     let secret = config.signing_secrets.first().ok_or_else(|| format!("project {project} has no signing secret"))?;
     Ok(token_for(project, scope, stream_id, ttl_s, secret))
 }
+
+/// `durable-streams token PROJECT --secret S`: a token signed with a given secret.
+pub fn mint_token_with(secret: &str, project: &str, scope: &str, stream_id: Option<&str>, ttl_s: u64) -> Result<String, String> {
+    let scope = Scope::parse(scope).ok_or_else(|| format!("unknown scope {scope:?} (read, write, manage)"))?;
+    Ok(token_for(project, scope, stream_id, ttl_s, secret))
+}
