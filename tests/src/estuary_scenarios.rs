@@ -261,3 +261,29 @@ pub fn expiry(c: &Client, project: &str, prefix: &str, ttl: Duration) -> Result<
     check(c.call("HEAD", &format!("/v1/stream/{project}/{id}"), &[], b"")?.status == 404, "a publish recreated an expired estuary")?;
     Ok(())
 }
+
+/// The deprecated session API of the seed system, as aliases over estuaries
+/// in the project `_default`: subscribe, publish, read the session stream,
+/// get, touch, unsubscribe.
+pub fn legacy_sessions(c: &Client, prefix: &str) -> Result<(), String> {
+    let source = format!("{prefix}legacy-src");
+    let session = format!("{prefix}sess");
+    c.create(&format!("/v1/stream/{source}"), "application/json")?;
+    let (status, body) = c.json("POST", "/v1/subscribe", json!({"sessionId": session, "streamId": source}))?;
+    check(status == 200, format!("legacy subscribe: {status} {body}"))?;
+    check(body["estuaryStreamPath"] == format!("/v1/stream/_default/session:{session}").as_str(), format!("{body}"))?;
+    let answer = c.append(&format!("/v1/publish/{source}"), "application/json", br#"{"hello":1}"#, &[])?;
+    check(answer.status == 200, format!("legacy publish: {}", answer.status))?;
+    let published: Value = serde_json::from_slice(&answer.body).unwrap_or(Value::Null);
+    check(published["offset"].as_str().is_some_and(|o| o.ends_with(&format!("{:016}", 11))), format!("publish body: {published}"))?;
+    c.wait_for(&format!("/v1/stream/session:{session}"), br#"[{"hello":1}]"#, DELIVERY)?;
+    let (status, body) = c.json("GET", &format!("/v1/session/{session}"), Value::Null)?;
+    check(status == 200 && body["subscriptions"] == json!([{"streamId": source}]), format!("legacy get: {status} {body}"))?;
+    let (status, body) = c.json("POST", &format!("/v1/session/{session}/touch"), Value::Null)?;
+    check(status == 200 && body["sessionId"] == session.as_str() && body["expiresAt"].as_u64().is_some(), format!("touch: {status} {body}"))?;
+    let (status, _) = c.json("POST", &format!("/v1/session/{prefix}nosuch/touch"), Value::Null)?;
+    check(status == 404, format!("touch of an unknown session: {status}"))?;
+    let (status, body) = c.json("DELETE", "/v1/unsubscribe", json!({"sessionId": session, "streamId": source}))?;
+    check(status == 200 && body["unsubscribed"] == true, format!("legacy unsubscribe: {status} {body}"))?;
+    Ok(())
+}

@@ -19,15 +19,17 @@ pub fn run() -> Result<()> {
     let project = "acme";
     let secret = format!("worker-auth-secret-{:016x}", (std::process::id() as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15));
     let config = serde_json::json!({ "signingSecrets": [secret] }).to_string();
-    let mut put = Command::new(util::node_bin_dir().join("wrangler"));
-    put.current_dir(util::workspace_root())
-        .args(["kv", "key", "put", "--local", "--binding", "REGISTRY", "--persist-to"])
-        .arg(state.path())
-        .args([project, &config])
-        .env("PATH", util::path_with_node_bin())
-        .env("CI", "true")
-        .env("WRANGLER_SEND_METRICS", "false");
-    util::run_step("wrangler kv key put --local (the operator's first secret)", &mut put)?;
+    for name in [project, "_default"] {
+        let mut put = Command::new(util::node_bin_dir().join("wrangler"));
+        put.current_dir(util::workspace_root())
+            .args(["kv", "key", "put", "--local", "--binding", "REGISTRY", "--persist-to"])
+            .arg(state.path())
+            .args([name, &config])
+            .env("PATH", util::path_with_node_bin())
+            .env("CI", "true")
+            .env("WRANGLER_SEND_METRICS", "false");
+        util::run_step("wrangler kv key put --local (the operator's first secret)", &mut put)?;
+    }
 
     let port = util::free_port()?;
     let log = state.path().join("wrangler.log");
@@ -49,6 +51,10 @@ pub fn run() -> Result<()> {
         let started = std::time::Instant::now();
         estuary_scenarios::api_contract(&client, project, "wa-")?;
         estuary_scenarios::delivery(&client, project, "wd-", 5)?;
+        // The legacy aliases live in `_default`: a token of that project.
+        let default_manage = durable_streams_tests::auth_matrix::token("_default", "manage", None, &secret);
+        let legacy = Client { base: &base, auth: Some(format!("Bearer {default_manage}")) };
+        estuary_scenarios::legacy_sessions(&legacy, "wl-")?;
         println!("worker estuaries: API contract and delivery passed ({:.1} s)", started.elapsed().as_secs_f64());
         let started = std::time::Instant::now();
         estuary_scenarios::expiry(&client, project, "wt-", std::time::Duration::from_secs(ESTUARY_TTL_SECONDS))?;

@@ -363,6 +363,19 @@ pub fn next_expiry_ms(db: &impl SqlExecutor) -> Result<Option<i64>, StorageError
     db.query("SELECT min(expires_at_ms) FROM ds_estuaries", &[])?.first().map(|r| r.opt_int(0)).transpose().map(Option::flatten)
 }
 
+/// Renews an estuary's lifetime to `ttl_ms` from now; `404` when it does not exist.
+pub fn touch(db: &impl SqlExecutor, estuary_key: &str, ttl_ms: i64, now_ms: i64) -> Result<i64, ProtocolError> {
+    let expires_at_ms = now_ms.saturating_add(ttl_ms);
+    let changed = db.execute(
+        "UPDATE ds_estuaries SET expires_at_ms = ?2 WHERE estuary_key = ?1",
+        &[estuary_key.into(), expires_at_ms.into()],
+    )?;
+    if changed == 0 {
+        return Err(ProtocolError::NotFound);
+    }
+    Ok(expires_at_ms)
+}
+
 /// Estuaries whose lifetime ran out (for the host's sweep).
 pub fn expired(db: &impl SqlExecutor, now_ms: i64, limit: u64) -> Result<Vec<String>, StorageError> {
     db.query(

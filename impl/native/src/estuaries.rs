@@ -67,6 +67,11 @@ impl EstuaryHost for NativeEstuaries {
         self.0.readers.with(move |conn| Ok(estuary::load(conn, &estuary_key)?)).await
     }
 
+    async fn touch_estuary(&self, estuary_key: &str) -> Result<i64, ProtocolError> {
+        let (key, ttl_ms) = (estuary_key.to_owned(), self.ttl_ms());
+        self.0.writer.run(move |_, conn, now| (estuary::touch(conn, &key, ttl_ms, now), Vec::new())).await
+    }
+
     async fn delete_estuary(&self, estuary_key: &str) -> Result<(), ProtocolError> {
         let key = estuary_key.to_owned();
         let garbage = self
@@ -79,6 +84,12 @@ impl EstuaryHost for NativeEstuaries {
             .await?;
         self.0.delete_segments(garbage);
         Ok(())
+    }
+}
+
+impl NativeEstuaries {
+    fn ttl_ms(&self) -> i64 {
+        i64::try_from(self.0.config.estuary_ttl.as_millis()).unwrap_or(i64::MAX)
     }
 }
 

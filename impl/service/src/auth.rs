@@ -31,7 +31,13 @@ impl<A> AuthGate<A> {
 #[cfg_attr(not(target_arch = "wasm32"), async_trait::async_trait)]
 impl<A: Authorizer> Gate for AuthGate<A> {
     async fn admit(&self, ctx: &mut RequestContext, admission: Admission<'_>) -> Result<(), ApiError> {
-        let config = match (&self.projects, admission.project()) {
+        // Routes outside a project path (the legacy aliases) belong to the
+        // project the access rules give them (`_default`).
+        let project = match &admission {
+            Admission::Operation { operation, params, .. } => Access::from_route(*operation, params).project,
+            Admission::Preflight { .. } => admission.project(),
+        };
+        let config = match (&self.projects, project) {
             (Some(projects), Some(project)) => projects
                 .load(&project)
                 .await

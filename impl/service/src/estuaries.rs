@@ -30,6 +30,8 @@ pub trait EstuaryHost: durable_streams_api::context::MaybeSendSync {
     async fn unsubscribe(&self, estuary_key: &str, source_key: &str) -> Result<(), ProtocolError>;
     async fn estuary(&self, estuary_key: &str) -> Result<Option<Estuary>, ProtocolError>;
     async fn delete_estuary(&self, estuary_key: &str) -> Result<(), ProtocolError>;
+    /// Renews the estuary's lifetime; returns the new expiry (Unix ms).
+    async fn touch_estuary(&self, estuary_key: &str) -> Result<i64, ProtocolError>;
 }
 
 /// A shared estuary host.
@@ -39,9 +41,11 @@ fn bad_request(detail: &str) -> Problem {
     Problem { type_: "about:blank".to_owned(), title: "Bad Request".to_owned(), status: 400, detail: Some(detail.to_owned()) }
 }
 
-/// An estuary id is one safe path segment, like a project name.
-fn valid_estuary_id(id: &str) -> bool {
-    valid_project_name(id)
+/// An estuary id is one safe path segment: `[A-Za-z0-9._~:-]`, 1–128 bytes
+/// (`:` for the legacy `session:{id}` estuaries).
+pub fn valid_estuary_id(id: &str) -> bool {
+    let unprefixed = id.strip_prefix("session:").unwrap_or(id);
+    valid_project_name(unprefixed) && id.len() <= 128
 }
 
 /// The source stream's key, or why the path is not one.

@@ -12,6 +12,7 @@
 pub mod auth;
 pub mod estuaries;
 pub mod forwarded;
+pub mod legacy;
 pub mod projects;
 
 use bytes::Bytes;
@@ -525,7 +526,41 @@ impl<H> StreamsService<H> {
             .ok_or_else(|| Problem::new(http::StatusCode::NOT_IMPLEMENTED, "this host has no estuaries").into())
     }
 }
-impl<H: StreamHost> LegacyApi for StreamsService<H> {}
+#[cfg_attr(target_arch = "wasm32", async_trait::async_trait(?Send))]
+#[cfg_attr(not(target_arch = "wasm32"), async_trait::async_trait)]
+impl<H: StreamHost> LegacyApi for StreamsService<H> {
+    async fn legacy_subscribe(&self, ctx: &RequestContext, request: LegacySubscribeRequest) -> Result<LegacySubscribeResponse, ApiError> {
+        legacy::subscribe(self, ctx, request).await
+    }
+
+    async fn legacy_unsubscribe(
+        &self,
+        ctx: &RequestContext,
+        request: LegacyUnsubscribeRequest,
+    ) -> Result<LegacyUnsubscribeResponse, ApiError> {
+        legacy::unsubscribe(self, ctx, request).await
+    }
+
+    async fn legacy_publish(&self, ctx: &RequestContext, request: LegacyPublishRequest) -> Result<LegacyPublishResponse, ApiError> {
+        legacy::publish(self, ctx, request).await
+    }
+
+    async fn legacy_get_session(
+        &self,
+        ctx: &RequestContext,
+        request: LegacyGetSessionRequest,
+    ) -> Result<LegacyGetSessionResponse, ApiError> {
+        legacy::get_session(self, ctx, request).await
+    }
+
+    async fn legacy_touch_session(
+        &self,
+        _ctx: &RequestContext,
+        request: LegacyTouchSessionRequest,
+    ) -> Result<LegacyTouchSessionResponse, ApiError> {
+        legacy::touch_session(self.estuary_host()?, request).await
+    }
+}
 #[cfg_attr(target_arch = "wasm32", async_trait::async_trait(?Send))]
 #[cfg_attr(not(target_arch = "wasm32"), async_trait::async_trait)]
 impl<H: StreamHost> ConfigApi for StreamsService<H> {

@@ -79,6 +79,17 @@ struct EstuaryBody {
 }
 
 #[derive(Serialize, Deserialize)]
+struct Touch {
+    estuary_key: String,
+    ttl_ms: i64,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Touched {
+    expires_at_ms: i64,
+}
+
+#[derive(Serialize, Deserialize)]
 struct Key {
     estuary_key: String,
 }
@@ -170,6 +181,12 @@ impl EstuaryHost for EdgeEstuaries {
         }
     }
 
+    async fn touch_estuary(&self, estuary_key: &str) -> Result<i64, ProtocolError> {
+        let body = Touch { estuary_key: estuary_key.to_owned(), ttl_ms: self.ttl_ms };
+        let touched: Touched = self.call(estuary_key, "touch", &body).await?;
+        Ok(touched.expires_at_ms)
+    }
+
     async fn delete_estuary(&self, estuary_key: &str) -> Result<(), ProtocolError> {
         let sources: Vec<String> = self.call(estuary_key, "delete", &Key { estuary_key: estuary_key.to_owned() }).await?;
         for source_key in sources {
@@ -256,6 +273,12 @@ pub async fn handle_internal(host: &DoHost, op: &str, body: &[u8]) -> worker::Re
                 expires_at_ms: e.expires_at_ms,
                 sources: e.sources,
             }))
+        }
+        "touch" => {
+            let req: Touch = serde_json::from_slice(body).map_err(parse_error)?;
+            let expires_at_ms = estuary::touch(db, &req.estuary_key, req.ttl_ms, now)?;
+            host.after_estuary_change(Some(expires_at_ms));
+            Ok(json_response(&Touched { expires_at_ms }))
         }
         "delete" => {
             let req: Key = serde_json::from_slice(body).map_err(parse_error)?;

@@ -407,7 +407,40 @@ impl Edge {
         estuaries::EdgeEstuaries { env: self.env.clone(), ttl_ms: i64::try_from(ttl_s.saturating_mul(1000)).unwrap_or(i64::MAX) }
     }
 }
-impl LegacyApi for Edge {}
+#[async_trait(?Send)]
+impl LegacyApi for Edge {
+    async fn legacy_subscribe(&self, ctx: &RequestContext, request: LegacySubscribeRequest) -> Result<LegacySubscribeResponse, ApiError> {
+        durable_streams_service::legacy::subscribe(self, ctx, request).await
+    }
+
+    async fn legacy_unsubscribe(
+        &self,
+        ctx: &RequestContext,
+        request: LegacyUnsubscribeRequest,
+    ) -> Result<LegacyUnsubscribeResponse, ApiError> {
+        durable_streams_service::legacy::unsubscribe(self, ctx, request).await
+    }
+
+    async fn legacy_publish(&self, ctx: &RequestContext, request: LegacyPublishRequest) -> Result<LegacyPublishResponse, ApiError> {
+        durable_streams_service::legacy::publish(self, ctx, request).await
+    }
+
+    async fn legacy_get_session(
+        &self,
+        ctx: &RequestContext,
+        request: LegacyGetSessionRequest,
+    ) -> Result<LegacyGetSessionResponse, ApiError> {
+        durable_streams_service::legacy::get_session(self, ctx, request).await
+    }
+
+    async fn legacy_touch_session(
+        &self,
+        _ctx: &RequestContext,
+        request: LegacyTouchSessionRequest,
+    ) -> Result<LegacyTouchSessionResponse, ApiError> {
+        durable_streams_service::legacy::touch_session(&self.estuaries(), request).await
+    }
+}
 #[async_trait(?Send)]
 impl ConfigApi for Edge {
     async fn get_config(&self, _ctx: &RequestContext, request: GetConfigRequest) -> Result<GetConfigResponse, ApiError> {
