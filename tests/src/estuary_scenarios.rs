@@ -287,3 +287,34 @@ pub fn legacy_sessions(c: &Client, prefix: &str) -> Result<(), String> {
     check(status == 200 && body["unsubscribed"] == true, format!("legacy unsubscribe: {status} {body}"))?;
     Ok(())
 }
+
+/// Fan-out survives its host dying mid-way: `subscribers` estuaries, a burst
+/// of publishes, then `reset` (e.g. the source's object reset by a test
+/// hook) right away. Every estuary must end up with exactly the source's
+/// content: every publish once, in order.
+pub fn fanout_survives_reset(
+    c: &Client,
+    project: &str,
+    prefix: &str,
+    subscribers: usize,
+    reset: &dyn Fn() -> Result<(), String>,
+) -> Result<(), String> {
+    let source = format!("/v1/stream/{project}/{prefix}burst");
+    c.create(&source, "text/plain")?;
+    for i in 0..subscribers {
+        let (status, body) =
+            c.json("POST", &format!("/v1/estuary/subscribe/{project}/{prefix}burst"), json!({"estuaryId": format!("{prefix}r{i}")}))?;
+        check(status == 200, format!("subscribe {i}: {status} {body}"))?;
+    }
+    for m in 0..10 {
+        let answer = c.append(&source, "text/plain", format!("m{m:02};").as_bytes(), &[])?;
+        expect_status(&answer, &[200, 204], "publish")?;
+    }
+    reset()?;
+    let (status, committed) = c.read_all(&source)?;
+    check(status == 200 && committed.len() == 40, format!("the source after the reset: {status}, {} bytes", committed.len()))?;
+    for i in 0..subscribers {
+        c.wait_for(&format!("/v1/stream/{project}/{prefix}r{i}"), &committed, Duration::from_secs(60))?;
+    }
+    Ok(())
+}

@@ -2,7 +2,8 @@
 //! under `wrangler dev` with tiny segment limits (4 messages / 1 KiB), so
 //! data crosses many R2 rotations: read-back from every offset with cold
 //! reads proven by `Server-Timing`, a 5 MiB append, SSE through the
-//! hibernating WebSocket bridge (live appends and the closure), then a
+//! hibernating WebSocket bridge (live appends and the closure), fan-out that
+//! survives a reset of the source's object mid-way (test hook), then a
 //! restart of `wrangler dev` on the same local state.
 
 use anyhow::{Context, Result};
@@ -22,6 +23,8 @@ pub fn run() -> Result<()> {
             ("SEGMENT_MAX_MESSAGES".to_owned(), "4".to_owned()),
             ("SEGMENT_MAX_BYTES".to_owned(), "1024".to_owned()),
             ("LONG_POLL_TIMEOUT_MS".to_owned(), "500".to_owned()),
+            // The test-only reset of an object (never set in wrangler.toml).
+            ("TEST_HOOKS".to_owned(), "1".to_owned()),
         ],
         log: Some(state.path().join(format!("wrangler-{port}.log"))),
     };
@@ -38,6 +41,13 @@ pub fn run() -> Result<()> {
     step("rotation read-back from every offset (cold reads)", &|| host_scenarios::rotation_roundtrip(&client, "w-", true))?;
     step("5 MiB append round-trip", &|| host_scenarios::large_append_roundtrip(&client, "w-"))?;
     step("SSE live appends and closure", &|| host_scenarios::sse_live_and_closure(&client, "w-"))?;
+    step("fan-out to 100 estuaries survives a reset of the source's object", &|| {
+        let reset = || {
+            let answer = durable_streams_tests::auth_matrix::send(&base, "POST", "/_test/reset/p/f-burst", &[], b"")?;
+            if answer.status == 200 { Ok(()) } else { Err(format!("reset hook: {}", answer.status)) }
+        };
+        durable_streams_tests::estuary_scenarios::fanout_survives_reset(&client, "p", "f-", 100, &reset)
+    })?;
     let written = host_scenarios::restart_write(&client, "w-").map_err(anyhow::Error::msg)?;
     dev.stop();
 

@@ -280,6 +280,10 @@ pub async fn handle_internal(host: &DoHost, op: &str, body: &[u8]) -> worker::Re
             host.after_estuary_change(Some(expires_at_ms));
             Ok(json_response(&Touched { expires_at_ms }))
         }
+        "test-reset" if host.test_hooks() => {
+            host.reset_for_test();
+            Ok(json_response(&serde_json::json!({"reset": true})))
+        }
         "delete" => {
             let req: Key = serde_json::from_slice(body).map_err(parse_error)?;
             let (garbage, sources) = estuary::delete_estuary(engine, db, &req.estuary_key, now)?;
@@ -322,6 +326,7 @@ async fn deliver(host: &DoHost, env: &Env, delivery: &Delivery) -> Result<u16, P
 /// everything owed was delivered (otherwise the alarm retries).
 pub async fn drain(host: &DoHost, env: &Env, source_key: &str) -> Result<bool, ProtocolError> {
     use futures::StreamExt;
+    let generation = host.generation();
     loop {
         let deliveries = estuary::pending(host.sql(), source_key, DELIVERIES_PER_ROUND)?;
         if deliveries.is_empty() {
@@ -338,10 +343,13 @@ pub async fn drain(host: &DoHost, env: &Env, source_key: &str) -> Result<bool, P
         }
         let outcomes: Vec<bool> = futures::stream::iter(per_estuary.into_iter().map(|(_, list)| async move {
             for d in list {
+                if host.generation() != generation {
+                    return false; // the object was reset: stop as a crash would
+                }
                 match deliver(host, env, &d).await {
                     // Landed (or had landed: a duplicate is answered like a success).
                     Ok(200 | 204) => {
-                        if estuary::acknowledge(host.sql(), &d).is_err() {
+                        if host.generation() != generation || estuary::acknowledge(host.sql(), &d).is_err() {
                             return false;
                         }
                     }

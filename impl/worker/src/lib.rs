@@ -470,6 +470,20 @@ fn base_url(request: &Request) -> String {
         .unwrap_or_else(|_| "http://localhost".to_owned())
 }
 
+/// Test hook (`TEST_HOOKS=1` only): resets the object of `stream` as a
+/// crash would for its fan-out (see `DoHost::reset_for_test`).
+async fn test_reset(env: &Env, stream: &str) -> worker::Result<Response> {
+    let key = StreamPath::parse(stream).map(|p| p.key()).map_err(|p| worker::Error::RustError(p.detail.unwrap_or_default()))?;
+    let request = http::Request::builder()
+        .method(http::Method::POST)
+        .uri(format!("{INTERNAL_BASE}{}test-reset", estuaries::INTERNAL_PREFIX))
+        .body(Bytes::from_static(b"{}"))
+        .map_err(|e| worker::Error::RustError(e.to_string()))?;
+    let stub = env.durable_object(STREAMS_BINDING)?.get_by_name(&key)?;
+    let response = stub.fetch_with_request(bridge::request_from_http(request)?).await?;
+    Ok(response)
+}
+
 /// Who may call the deployment (`AUTH_MODE`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum AuthMode {
@@ -562,6 +576,11 @@ pub async fn fetch(request: Request, env: Env, _ctx: Context) -> worker::Result<
     };
     let long_poll_timeout_ms = var_ms(&env, "LONG_POLL_TIMEOUT_MS", 30_000);
     let sse_reconnect_ms = var_ms(&env, "SSE_RECONNECT_MS", 60_000);
+    if var_ms(&env, "TEST_HOOKS", 0) == 1 {
+        if let Some(stream) = request.path().strip_prefix("/_test/reset/") {
+            return test_reset(&env, stream).await;
+        }
+    }
     let (mut response, object_timing) = match bridge::into_http(request, MAX_BODY_BYTES).await {
         Ok(request) => {
             let edge = Edge {
@@ -749,6 +768,7 @@ impl DurableObject for StreamDO {
         let settings = stream_do::DoSettings {
             long_poll_timeout_ms: var_ms(&env, "LONG_POLL_TIMEOUT_MS", 30_000),
             sse_reconnect_ms: var_ms(&env, "SSE_RECONNECT_MS", 60_000),
+            test_hooks: var_ms(&env, "TEST_HOOKS", 0) == 1,
             segment_limits: durable_streams_engine::segment::SegmentLimits {
                 max_messages: var_ms(&env, "SEGMENT_MAX_MESSAGES", 1_000).max(1),
                 max_bytes: var_ms(&env, "SEGMENT_MAX_BYTES", 4 << 20).max(1),

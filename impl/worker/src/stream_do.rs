@@ -57,6 +57,8 @@ pub struct DoSettings {
     pub long_poll_timeout_ms: u64,
     pub sse_reconnect_ms: u64,
     pub segment_limits: SegmentLimits,
+    /// `TEST_HOOKS=1`: test-only operations (resetting an object) are served.
+    pub test_hooks: bool,
 }
 
 /// Where a request's time went inside the object (for `Server-Timing`).
@@ -139,6 +141,8 @@ pub struct Inner {
     pumping: RefCell<HashSet<u32>>,
     /// Sources whose outbox is being drained.
     draining: RefCell<HashSet<String>>,
+    /// Bumped by the test reset: in-flight work of an older generation stops.
+    generation: Cell<u64>,
 }
 
 /// The object's state, shared with its running requests.
@@ -174,6 +178,7 @@ impl DoHost {
             alarm_at: Cell::new(None),
             pumping: RefCell::new(HashSet::new()),
             draining: RefCell::new(HashSet::new()),
+            generation: Cell::new(0),
         })))
     }
 
@@ -294,7 +299,7 @@ impl DoHost {
     /// Starts draining `source`'s outbox unless a drain runs already; a
     /// failed delivery arms the alarm to retry.
     pub fn start_fanout(&self, source: &str) {
-        if !durable_streams_engine::estuary::pending(&self.0.sql, source, 1).is_ok_and(|p| !p.is_empty()) {
+        if !self.fanout_owed(source) {
             return;
         }
         if !self.0.draining.borrow_mut().insert(source.to_owned()) {
@@ -304,7 +309,11 @@ impl DoHost {
         let source = source.to_owned();
         worker::wasm_bindgen_futures::spawn_local(async move {
             let env = host.0.env.clone();
+            let generation = host.generation();
             let done = crate::estuaries::drain(&host, &env, &source).await;
+            if host.generation() != generation {
+                return; // reset meanwhile: as if this object had died
+            }
             host.0.draining.borrow_mut().remove(&source);
             match done {
                 Ok(true) => {
@@ -320,6 +329,31 @@ impl DoHost {
                 }
             }
         });
+    }
+
+    pub fn test_hooks(&self) -> bool {
+        self.0.settings.test_hooks
+    }
+
+    /// Whether `source` has outbox entries not yet delivered.
+    pub fn fanout_owed(&self, source: &str) -> bool {
+        durable_streams_engine::estuary::pending(&self.0.sql, source, 1).is_ok_and(|p| !p.is_empty())
+    }
+
+    /// Test hook (`TEST_HOOKS=1` only): what a crash of this object does to
+    /// a fan-out — in-flight drains stop where they are (nothing more is
+    /// delivered or acknowledged) and the in-memory state is gone; only what
+    /// is stored survives, and the alarm must resume. (The runtime's own
+    /// `abort()` cannot unwind through wasm frames safely.)
+    pub fn reset_for_test(&self) {
+        self.0.generation.set(self.0.generation.get() + 1);
+        self.0.draining.borrow_mut().clear();
+        self.0.alarm_at.set(None);
+    }
+
+    /// Changes when the object is reset (see [`DoHost::reset_for_test`]).
+    pub fn generation(&self) -> u64 {
+        self.0.generation.get()
     }
 
     /// The stream's public flag, if it exists.
@@ -663,7 +697,14 @@ impl StreamHost for RequestHost {
         let outcome = host.0.engine.append(&host.0.sql, request, now_ms())?;
         if outcome.changed() {
             host.notify(&[&key]);
-            host.start_fanout(&key);
+            if host.fanout_owed(&key) {
+                // The alarm is the safety net: if this object dies before the
+                // drain below finishes, the alarm resumes it.
+                if let Err(error) = host.arm_alarm(crate::estuaries::retry_at()).await {
+                    worker::console_warn!("arming the fan-out alarm failed: {error}");
+                }
+                host.start_fanout(&key);
+            }
             self.maintenance_after(&key, false).await;
         }
         Ok(outcome)
