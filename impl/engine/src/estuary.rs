@@ -47,6 +47,8 @@ pub const SCHEMA: &[&str] = &[
         estuary_key TEXT NOT NULL,
         base_seq INTEGER NOT NULL,
         next_seq INTEGER NOT NULL,
+        failures INTEGER NOT NULL DEFAULT 0,
+        opened_at_ms INTEGER,
         PRIMARY KEY (source_key, estuary_key)
     )",
     "CREATE INDEX IF NOT EXISTS ds_subscriptions_estuary ON ds_subscriptions (estuary_key)",
@@ -63,6 +65,43 @@ pub const SCHEMA: &[&str] = &[
         PRIMARY KEY (source_key, seq)
     )",
 ];
+
+/// Consecutive failed fan-outs to one estuary that open its circuit breaker.
+pub const BREAKER_FAILURES: i64 = 5;
+/// How long an open breaker stays open before one attempt is let through (half-open).
+pub const BREAKER_OPEN_MS: i64 = 60_000;
+
+/// Adds the columns databases of earlier versions lack.
+pub(crate) fn migrate_columns(db: &impl SqlExecutor) -> Result<(), StorageError> {
+    if db.query("SELECT failures, opened_at_ms FROM ds_subscriptions LIMIT 0", &[]).is_err() {
+        db.execute("ALTER TABLE ds_subscriptions ADD COLUMN failures INTEGER NOT NULL DEFAULT 0", &[])?;
+        db.execute("ALTER TABLE ds_subscriptions ADD COLUMN opened_at_ms INTEGER", &[])?;
+    }
+    Ok(())
+}
+
+/// The circuit breaker of one subscription, persisted with it: closed,
+/// open after [`BREAKER_FAILURES`] consecutive failed fan-outs, half-open
+/// (one attempt) [`BREAKER_OPEN_MS`] later; a success closes it.
+pub fn breaker_allows(db: &impl SqlExecutor, source_key: &str, estuary_key: &str, now_ms: i64) -> Result<bool, StorageError> {
+    let rows = db.query(
+        "SELECT opened_at_ms FROM ds_subscriptions WHERE source_key = ?1 AND estuary_key = ?2",
+        &[source_key.into(), estuary_key.into()],
+    )?;
+    let opened = rows.first().map(|r| r.opt_int(0)).transpose()?.flatten();
+    Ok(opened.is_none_or(|at| now_ms.saturating_sub(at) >= BREAKER_OPEN_MS))
+}
+
+/// Records a failed fan-out to the subscription's estuary; returns whether its breaker is now open.
+pub fn breaker_failure(db: &impl SqlExecutor, source_key: &str, estuary_key: &str, now_ms: i64) -> Result<bool, StorageError> {
+    db.execute(
+        "UPDATE ds_subscriptions SET failures = failures + 1, \
+         opened_at_ms = CASE WHEN failures + 1 >= ?3 THEN ?4 ELSE opened_at_ms END \
+         WHERE source_key = ?1 AND estuary_key = ?2",
+        &[source_key.into(), estuary_key.into(), BREAKER_FAILURES.into(), now_ms.into()],
+    )?;
+    breaker_allows(db, source_key, estuary_key, now_ms).map(|allows| !allows)
+}
 
 /// Subscriptions one source may have.
 pub const SUBSCRIBERS_PER_SOURCE_MAX: u64 = 10_000;
@@ -438,7 +477,8 @@ pub fn pending(db: &impl SqlExecutor, source_key: &str, limit: u64) -> Result<Ve
 /// Records that `delivery` landed; outbox entries every subscriber has are dropped.
 pub fn acknowledge(db: &impl SqlExecutor, delivery: &Delivery) -> Result<(), StorageError> {
     db.execute(
-        "UPDATE ds_subscriptions SET next_seq = max(next_seq, ?3) WHERE source_key = ?1 AND estuary_key = ?2",
+        "UPDATE ds_subscriptions SET next_seq = max(next_seq, ?3), failures = 0, opened_at_ms = NULL \
+         WHERE source_key = ?1 AND estuary_key = ?2",
         &[delivery.source_key.as_str().into(), delivery.estuary_key.as_str().into(), (delivery.outbox_seq + 1).into()],
     )?;
     Ok(())

@@ -79,6 +79,7 @@ pub fn migrate(db: &impl SqlExecutor) -> Result<(), StorageError> {
     if db.query("SELECT public FROM ds_streams LIMIT 0", &[]).is_err() {
         db.execute("ALTER TABLE ds_streams ADD COLUMN public INTEGER NOT NULL DEFAULT 0", &[])?;
     }
+    crate::estuary::migrate_columns(db)?;
     Ok(())
 }
 

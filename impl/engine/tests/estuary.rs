@@ -162,3 +162,22 @@ fn deleting_a_source_forgets_its_outbox_and_expiry_is_listed() {
     assert_eq!(estuary::expired(&c, 999, 10).unwrap(), Vec::<String>::new());
     assert_eq!(estuary::expired(&c, 1_000, 10).unwrap(), vec!["p/e".to_owned()]);
 }
+
+#[test]
+fn the_circuit_breaker_opens_after_five_failures_and_half_opens_after_a_minute() {
+    let (e, c) = (engine(), db());
+    create(&e, &c, "p/src", "text/plain");
+    estuary::subscribe(&e, &c, &sub("p", "e", "p/src", None, 60_000), 0).unwrap();
+    for i in 1..estuary::BREAKER_FAILURES {
+        assert!(!estuary::breaker_failure(&c, "p/src", "p/e", 1_000).unwrap(), "failure {i} keeps it closed");
+        assert!(estuary::breaker_allows(&c, "p/src", "p/e", 1_000).unwrap());
+    }
+    assert!(estuary::breaker_failure(&c, "p/src", "p/e", 1_000).unwrap(), "the fifth failure opens it");
+    assert!(!estuary::breaker_allows(&c, "p/src", "p/e", 1_000 + estuary::BREAKER_OPEN_MS - 1).unwrap());
+    assert!(estuary::breaker_allows(&c, "p/src", "p/e", 1_000 + estuary::BREAKER_OPEN_MS).unwrap(), "half-open");
+    // It is stored: a new connection (a restarted host) sees the same state.
+    publish(&e, &c, "p/src", "text/plain", "x;");
+    let owed = estuary::pending(&c, "p/src", 10).unwrap();
+    estuary::acknowledge(&c, &owed[0]).unwrap();
+    assert!(estuary::breaker_allows(&c, "p/src", "p/e", 1_000).unwrap(), "a success closes it");
+}

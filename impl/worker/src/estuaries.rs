@@ -341,7 +341,11 @@ pub async fn drain(host: &DoHost, env: &Env, source_key: &str) -> Result<bool, P
                 None => per_estuary.push((d.estuary_key.clone(), vec![d])),
             }
         }
-        let outcomes: Vec<bool> = futures::stream::iter(per_estuary.into_iter().map(|(_, list)| async move {
+        let outcomes: Vec<bool> = futures::stream::iter(per_estuary.into_iter().map(|(estuary_key, list)| async move {
+            // An open breaker: skip this estuary until it half-opens.
+            if !estuary::breaker_allows(host.sql(), source_key, &estuary_key, now_ms()).unwrap_or(true) {
+                return false;
+            }
             for d in list {
                 if host.generation() != generation {
                     return false; // the object was reset: stop as a crash would
@@ -360,10 +364,12 @@ pub async fn drain(host: &DoHost, env: &Env, source_key: &str) -> Result<bool, P
                     }
                     Ok(status) => {
                         worker::console_warn!("estuary delivery to {} answered {status}; will retry", d.estuary_key);
+                        let _ = estuary::breaker_failure(host.sql(), source_key, &d.estuary_key, now_ms());
                         return false;
                     }
                     Err(error) => {
                         worker::console_warn!("estuary delivery to {} failed: {error}; will retry", d.estuary_key);
+                        let _ = estuary::breaker_failure(host.sql(), source_key, &d.estuary_key, now_ms());
                         return false;
                     }
                 }
