@@ -11,6 +11,7 @@
 
 #[cfg(feature = "codegen")]
 mod codegen;
+mod example;
 mod conformance;
 mod servers;
 mod util;
@@ -49,6 +50,7 @@ commands:
   worker-build               build the Workers host (installs worker-build,
                              wasm-bindgen-cli and the wasm target when missing)
   worker-check               `wrangler deploy --dry-run` and the bundle's gzipped size
+  example-check              the library-form example builds for wasm32
   worker-test                rotation, 5 MiB append, SSE and restart against
                              `wrangler dev` with tiny segment limits
   worker-auth                the auth matrix and estuaries against `wrangler dev`
@@ -58,7 +60,8 @@ commands:
   ci                         codegen --check, cargo test --workspace,
                              wasm32 check of durable-streams-api,
                              conformance native, conformance worker,
-                             worker-test, worker-auth, worker-check
+                             worker-test, worker-auth, worker-check,
+                             example-check
 ";
 
 fn main() {
@@ -96,6 +99,7 @@ fn real_main() -> Result<()> {
         "dev" => worker::dev(args),
         "worker-auth" => worker_auth::run(),
         "worker-test" => worker_test::run(),
+        "example-check" => example::check(),
         "worker-check" => {
             util::Args::new(args).finish()?;
             worker::deploy_check()
@@ -157,6 +161,7 @@ fn ci() -> Result<()> {
     steps.push(("cargo xtask worker-test", xtask(&["worker-test"])));
     steps.push(("cargo xtask worker-auth", xtask(&["worker-auth"])));
     steps.push(("cargo xtask worker-check", xtask(&["worker-check"])));
+    steps.push(("cargo xtask example-check", xtask(&["example-check"])));
 
     let n = steps.len();
     for (i, (name, mut cmd)) in steps.into_iter().enumerate() {

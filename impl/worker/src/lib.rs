@@ -1,4 +1,7 @@
-//! The Cloudflare Workers host.
+//! The Cloudflare Workers host — deployable as is (`wrangler.toml` at the
+//! repository root) or as a library: depend on this crate with
+//! `default-features = false`, pick or implement an authorizer, and call
+//! [`serve`] from your own `#[event(fetch)]` (see `examples/`).
 //!
 //! - The **edge worker** runs the generated service (routing, grammar, CORS,
 //!   always-sent headers) and forwards each stream operation to the stream's
@@ -24,7 +27,7 @@ use durable_streams_api::{
 };
 use durable_streams_api::headers::names;
 use std::time::Duration;
-use worker::{durable_object, event, Context, DurableObject, Env, Request, Response, State, WebSocket};
+use worker::{durable_object, Context, DurableObject, Env, Request, Response, State, WebSocket};
 
 /// The Durable Object namespace binding of stream sequencers.
 pub(crate) const STREAMS_BINDING: &str = "STREAMS";
@@ -554,8 +557,36 @@ fn gate(
     })
 }
 
-#[event(fetch)]
-pub async fn fetch(request: Request, env: Env, _ctx: Context) -> worker::Result<Response> {
+/// How a deployment built on this crate authorizes requests.
+#[derive(Default)]
+pub struct Options {
+    authorizer: Option<Box<dyn durable_streams_auth::Authorizer>>,
+}
+
+impl Options {
+    /// Authorize with `authorizer` (a custom one, or one of
+    /// `durable_streams_auth`'s) instead of the `AUTH_MODE` variable.
+    /// Project configurations (CORS origins, signing secrets) still come
+    /// from `REGISTRY` when it is bound.
+    pub fn authorizer(mut self, authorizer: impl durable_streams_auth::Authorizer + 'static) -> Options {
+        self.authorizer = Some(Box::new(authorizer));
+        self
+    }
+}
+
+/// This repository's own deployment: authorization from `AUTH_MODE`.
+/// Crates that depend on this one turn the `entry` feature off and write
+/// their own `#[event(fetch)]` calling [`serve`].
+#[cfg(feature = "entry")]
+#[worker::event(fetch)]
+pub async fn fetch(request: Request, env: Env, ctx: Context) -> worker::Result<Response> {
+    serve(request, env, ctx, Options::default()).await
+}
+
+/// Serves one request of the Durable Streams APIs (the edge worker). The
+/// Durable Object class [`StreamDO`] must be exported by the deployment too
+/// (it is, by depending on this crate) and bound as `STREAMS`.
+pub async fn serve(request: Request, env: Env, _ctx: Context, options: Options) -> worker::Result<Response> {
     let started = now_ms();
     let base_url = base_url(&request);
     let url = request.url().map(|u| u.to_string()).unwrap_or_default();
@@ -599,7 +630,12 @@ pub async fn fetch(request: Request, env: Env, _ctx: Context) -> worker::Result<
                 .kv(REGISTRY_BINDING)
                 .ok()
                 .map(|kv| std::sync::Arc::new(projects::KvProjects::new(kv)) as _);
-            let response = match gate(&edge.env, auth, projects) {
+            let gate = match options.authorizer {
+                Some(authorizer) => Ok(Box::new(durable_streams_service::auth::AuthGate::new(authorizer, projects))
+                    as Box<dyn durable_streams_api::Gate>),
+                None => gate(&edge.env, auth, projects),
+            };
+            let response = match gate {
                 Ok(gate) => durable_streams_api::handle_gated(&edge, gate.as_ref(), &config, ctx, request).await,
                 Err(problem) => {
                     let mut response = durable_streams_api::problem::problem_response(&problem, http::HeaderMap::new());
