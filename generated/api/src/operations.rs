@@ -134,6 +134,112 @@ impl GetHealthResponse {
         }
     }
 }
+/// The `getMetrics` request (`GET /metrics`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct GetMetricsRequest {}
+impl GetMetricsRequest {
+    /// Decodes the request from its parts, applying the spec's
+    /// grammar to every parameter and header.
+    pub fn from_parts(
+        params: &crate::routing::PathParams,
+        query: &crate::routing::Query,
+        headers: &http::HeaderMap,
+        body: bytes::Bytes,
+    ) -> Result<Self, crate::types::Problem> {
+        let _ = query;
+        let _ = headers;
+        let _ = params;
+        let _ = body;
+        Ok(Self {})
+    }
+    /// Encodes the request for a server at `base_url` (client side).
+    pub fn into_http(
+        self,
+        base_url: &str,
+    ) -> Result<http::Request<bytes::Bytes>, http::Error> {
+        let path = "/metrics".to_owned();
+        let mut query = form_urlencoded::Serializer::new(String::new());
+        let query = query.finish();
+        let uri = if query.is_empty() {
+            format!("{}{}", base_url.trim_end_matches('/'), path)
+        } else {
+            format!("{}{}?{}", base_url.trim_end_matches('/'), path, query)
+        };
+        let mut builder = http::Request::builder().method(http::Method::GET).uri(uri);
+        let body = bytes::Bytes::new();
+        builder.body(body)
+    }
+}
+/// Headers and body of the `200` answer to `getMetrics`.
+#[derive(Debug, Default)]
+pub struct GetMetricsOk {
+    /// `Content-Type`: The stream's content type, fixed at creation and compared case-insensitively, ignoring parameters. `application/json` selects JSON mode.
+    pub content_type: Option<String>,
+    /// The body.
+    pub body: crate::body::Body,
+}
+/// Every documented answer to `getMetrics`.
+#[derive(Debug)]
+pub enum GetMetricsResponse {
+    /// `200`: The counters.
+    Ok(GetMetricsOk),
+}
+impl GetMetricsResponse {
+    /// The status code of this answer.
+    pub fn status(&self) -> u16 {
+        match self {
+            Self::Ok(..) => 200u16,
+        }
+    }
+    /// Encodes the answer as an HTTP response.
+    pub fn into_http(self) -> http::Response<crate::body::Body> {
+        match self {
+            Self::Ok(mut payload) => {
+                let mut response = http::Response::new(crate::body::Body::Empty);
+                *response.status_mut() = http::StatusCode::from_u16(200u16)
+                    .unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR);
+                let headers = response.headers_mut();
+                if let Some(value) = &payload.content_type {
+                    crate::routing::set_header(headers, "content-type", value);
+                }
+                let body = std::mem::take(&mut payload.body);
+                let body = body;
+                *response.body_mut() = body;
+                response
+            }
+        }
+    }
+    /// Decodes an HTTP response (client side). Statuses the spec does
+    /// not document are returned as a problem.
+    pub fn from_http(
+        response: http::Response<bytes::Bytes>,
+    ) -> Result<Self, crate::codec::DecodeError> {
+        match response.status().as_u16() {
+            200u16 => {
+                Ok(
+                    Self::Ok(GetMetricsOk {
+                        content_type: crate::codec::response_header(
+                            response.headers(),
+                            "content-type",
+                            crate::codec::media_type,
+                        )?,
+                        body: crate::body::Body::Full(response.body().clone()),
+                    }),
+                )
+            }
+            other => {
+                Err(
+                    crate::codec::DecodeError(
+                        format!(
+                            "undocumented status {other}: {}",
+                            String::from_utf8_lossy(response.body())
+                        ),
+                    ),
+                )
+            }
+        }
+    }
+}
 /// The `readStream` request (`GET /v1/stream/{stream}`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct ReadStreamRequest {

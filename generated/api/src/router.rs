@@ -8,6 +8,8 @@ use crate::routing::{PathParams, Segment};
 pub enum OperationId {
     /// getHealth
     GetHealth,
+    /// getMetrics
+    GetMetrics,
     /// readStream
     ReadStream,
     /// headStream
@@ -76,6 +78,7 @@ impl OperationId {
     pub fn as_str(self) -> &'static str {
         match self {
             Self::GetHealth => "getHealth",
+            Self::GetMetrics => "getMetrics",
             Self::ReadStream => "readStream",
             Self::HeadStream => "headStream",
             Self::CreateStream => "createStream",
@@ -108,6 +111,7 @@ impl OperationId {
     pub fn tag(self) -> &'static str {
         match self {
             Self::GetHealth => "health",
+            Self::GetMetrics => "health",
             Self::ReadStream => "streams",
             Self::HeadStream => "streams",
             Self::CreateStream => "streams",
@@ -140,6 +144,7 @@ impl OperationId {
     pub fn security(self) -> Security {
         match self {
             Self::GetHealth => Security::None,
+            Self::GetMetrics => Security::None,
             Self::ReadStream => Security::Bearer(crate::context::Scope::Read),
             Self::HeadStream => Security::Bearer(crate::context::Scope::Read),
             Self::CreateStream => Security::Bearer(crate::context::Scope::Write),
@@ -381,6 +386,12 @@ pub static ROUTES: &[RouteDef] = &[
         segments: &[Segment::Literal("health")],
     },
     RouteDef {
+        operation: OperationId::GetMetrics,
+        method: http::Method::GET,
+        path: "/metrics",
+        segments: &[Segment::Literal("metrics")],
+    },
+    RouteDef {
         operation: OperationId::RemoveSubscriptionStream,
         method: http::Method::DELETE,
         path: "/v1/stream/__ds/subscriptions/{subscriptionId}/streams/{streamPath}",
@@ -557,6 +568,19 @@ pub async fn dispatch<A: crate::traits::Api + ?Sized>(
             )?;
             Ok(
                 <A as crate::traits::HealthApi>::get_health(api, ctx, request)
+                    .await?
+                    .into_http(),
+            )
+        }
+        OperationId::GetMetrics => {
+            let request = crate::operations::GetMetricsRequest::from_parts(
+                &params,
+                &query,
+                &parts.headers,
+                body,
+            )?;
+            Ok(
+                <A as crate::traits::HealthApi>::get_metrics(api, ctx, request)
                     .await?
                     .into_http(),
             )

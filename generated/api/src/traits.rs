@@ -440,6 +440,20 @@ pub trait HealthApi: crate::context::MaybeSendSync {
                 .into(),
         )
     }
+    /// `GET /metrics` — Counters of the host in the Prometheus text format (native host; `501` on Workers).
+    async fn get_metrics(
+        &self,
+        ctx: &crate::context::RequestContext,
+        request: crate::operations::GetMetricsRequest,
+    ) -> Result<crate::operations::GetMetricsResponse, crate::problem::ApiError> {
+        let _ = (ctx, request);
+        Err(
+            crate::types::Problem::not_implemented(
+                    "getMetrics is not implemented by this host",
+                )
+                .into(),
+        )
+    }
 }
 /// Everything the router dispatches to.
 pub trait Api: StreamsApi + SubscriptionsApi + EstuaryApi + LegacyApi + ConfigApi + HealthApi {}

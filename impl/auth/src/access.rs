@@ -53,7 +53,7 @@ pub fn requirement(operation: OperationId) -> Requirement {
     use OperationId::*;
     use Requirement::{CallbackToken, Nothing};
     let scope = match operation {
-        GetHealth | GetJwks => return Nothing,
+        GetHealth | GetMetrics | GetJwks => return Nothing,
         SubscriptionCallback | AckSubscription | ReleaseSubscription => return CallbackToken,
         // GET and HEAD of a stream read it.
         ReadStream | HeadStream => Scope::Read,
@@ -129,6 +129,7 @@ impl Access {
             ),
             LegacySubscribe | LegacyUnsubscribe => Access::new(operation, Some(DEFAULT_PROJECT.to_owned()), None),
             GetHealth
+            | GetMetrics
             | GetJwks
             | GetSubscription
             | PutSubscription

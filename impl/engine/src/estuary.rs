@@ -508,6 +508,8 @@ pub fn collect_garbage(db: &impl SqlExecutor, source_key: &str) -> Result<(), St
 pub struct Drained {
     /// Estuary streams that received data (wake their readers).
     pub delivered_to: Vec<String>,
+    /// Deliveries that landed.
+    pub delivered: usize,
     /// Deliveries answered as duplicates (already there).
     pub duplicates: u64,
     /// Subscriptions dropped because their estuary stream is gone.
@@ -553,8 +555,11 @@ pub fn drain_local(
                 Ok(outcome) => {
                     if outcome.status == AppendStatus::Duplicate {
                         out.duplicates += 1;
-                    } else if !out.delivered_to.contains(&delivery.estuary_key) {
-                        out.delivered_to.push(delivery.estuary_key.clone());
+                    } else {
+                        out.delivered += 1;
+                        if !out.delivered_to.contains(&delivery.estuary_key) {
+                            out.delivered_to.push(delivery.estuary_key.clone());
+                        }
                     }
                     acknowledge(db, &delivery)?;
                 }

@@ -55,6 +55,7 @@ impl EstuaryHost for NativeEstuaries {
                 (result, changed)
             })
             .await
+            .inspect(|_| crate::metrics::add(&self.0.metrics.subscriptions, 1))
     }
 
     async fn unsubscribe(&self, estuary_key: &str, source_key: &str) -> Result<(), ProtocolError> {
@@ -127,6 +128,10 @@ pub async fn drain_all(service: &Arc<Service>) -> Result<(), ProtocolError> {
                     (result, changed)
                 })
                 .await?;
+            let m = &service.metrics;
+            crate::metrics::add(&m.fanout_deliveries, drained.delivered as u64);
+            crate::metrics::add(&m.fanout_duplicates, drained.duplicates);
+            crate::metrics::add(&m.fanout_pruned, drained.pruned);
             if drained.pruned > 0 {
                 tracing::debug!(pruned = drained.pruned, "subscriptions of deleted estuaries dropped");
             }
@@ -146,5 +151,6 @@ pub async fn sweep_expired(service: &Arc<Service>) -> Result<usize, ProtocolErro
             Err(error) => return Err(error),
         }
     }
+    crate::metrics::add(&service.metrics.estuaries_expired, count as u64);
     Ok(count)
 }

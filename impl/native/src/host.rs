@@ -52,4 +52,8 @@ impl StreamHost for NativeHost {
     fn cursor(&self, client: Option<&str>) -> String {
         self.0.cursor(client)
     }
+
+    fn metrics(&self) -> Option<String> {
+        Some(self.0.metrics.render())
+    }
 }

@@ -94,7 +94,16 @@ async fn handle(State(state): State<Arc<HttpState>>, request: Request) -> Respon
         }
     };
     let request = http::Request::from_parts(parts, body);
-    let response = durable_streams_api::handle_gated(&state.api, state.gate.as_ref(), &state.service, ctx, request).await;
+    let started = std::time::Instant::now();
+    let debug_timing = ctx.debug_timing;
+    let mut response = durable_streams_api::handle_gated(&state.api, state.gate.as_ref(), &state.service, ctx, request).await;
+    state.api.host.0.metrics.response(response.status().as_u16());
+    if debug_timing {
+        let value = format!("native;dur={:.3}", started.elapsed().as_secs_f64() * 1e3);
+        if let Ok(value) = http::HeaderValue::from_str(&value) {
+            response.headers_mut().insert(names::SERVER_TIMING, value);
+        }
+    }
     into_axum(response)
 }
 

@@ -19,6 +19,7 @@ pub mod config;
 pub mod estuaries;
 pub mod host;
 pub mod http;
+pub mod metrics;
 pub mod operator;
 pub mod projects;
 pub mod readers;

@@ -44,6 +44,7 @@ const SHARED_READS_MAX: usize = 4096;
 
 pub struct Service {
     pub engine: Engine,
+    pub metrics: crate::metrics::Metrics,
     shared_reads: std::sync::Mutex<std::collections::HashMap<(String, Offset), (u64, SharedRead)>>,
     pub config: ServerConfig,
     pub writer: WriterHandle,
@@ -80,6 +81,7 @@ impl Service {
         let seed = now_ms() as u64 ^ 0x9e37_79b9_7f4a_7c15;
         let service = Arc::new(Service {
             engine,
+            metrics: Default::default(),
             shared_reads: std::sync::Mutex::new(std::collections::HashMap::new()),
             sse_clients: Arc::new(Semaphore::new(config.sse_clients_max)),
             config,
@@ -137,16 +139,30 @@ impl Service {
     pub async fn create(&self, req: CreateRequest) -> Result<CreateOutcome, ProtocolError> {
         let out = self.writer.submit(|r| Op::Create(req, r)).await?;
         self.delete_segments(out.garbage.clone());
+        if out.status == durable_streams_engine::CreateStatus::Created {
+            crate::metrics::add(&self.metrics.streams_created, 1);
+        }
         Ok(out)
     }
 
     pub async fn append(&self, req: AppendRequest) -> Result<AppendOutcome, ProtocolError> {
-        self.writer.submit(|r| Op::Append(req, r)).await
+        let bytes = req.body.len() as u64;
+        let out = self.writer.submit(|r| Op::Append(req, r)).await;
+        match &out {
+            Ok(o) if o.changed() => {
+                crate::metrics::add(&self.metrics.appends, 1);
+                crate::metrics::add(&self.metrics.appended_bytes, bytes);
+            }
+            Ok(_) => {}
+            Err(_) => crate::metrics::add(&self.metrics.append_errors, 1),
+        }
+        out
     }
 
     pub async fn delete(&self, key: String) -> Result<DeleteOutcome, ProtocolError> {
         let out = self.writer.submit(|r| Op::Delete(key, r)).await?;
         self.delete_segments(out.garbage.clone());
+        crate::metrics::add(&self.metrics.streams_deleted, out.removed.len() as u64);
         Ok(out)
     }
 

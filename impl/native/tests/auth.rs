@@ -69,6 +69,14 @@ fn no_auth_mode_is_explicit_and_open() {
     let get = server.request("GET", "/v1/stream/open?offset=-1", &[("Origin", "https://any.example")], b"").unwrap();
     assert_eq!(get.status, 200);
     assert_eq!(get.header("access-control-allow-origin"), Some("*"), "no auth: any origin by default");
+    // Counters, unauthenticated like /health; Server-Timing when asked.
+    let metrics = server.request("GET", "/metrics", &[("X-Debug-Timing", "1")], b"").unwrap();
+    assert_eq!(metrics.status, 200);
+    assert!(metrics.header("content-type").is_some_and(|t| t.starts_with("text/plain")));
+    let text = String::from_utf8_lossy(&metrics.body);
+    assert!(text.contains("ds_streams_created_total 1"), "{text}");
+    assert!(text.contains("ds_http_responses_total{class=\"2xx\"}"), "{text}");
+    assert!(metrics.header("server-timing").is_some_and(|t| t.starts_with("native;dur=")));
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -110,6 +110,10 @@ pub trait StreamHost: durable_streams_api::context::MaybeSendSync {
     async fn sse(&self, key: &str, from: ReadFrom, client_cursor: Option<String>) -> Result<SseStream, ProtocolError>;
     /// `Stream-Cursor` for a live response.
     fn cursor(&self, client: Option<&str>) -> String;
+    /// The host's counters in the Prometheus text format, if it keeps any.
+    fn metrics(&self) -> Option<String> {
+        None
+    }
 }
 
 /// The generated traits implemented over a [`StreamHost`] (and, for the
@@ -483,6 +487,16 @@ impl<H: StreamHost> StreamsApi for StreamsService<H> {
 impl<H: StreamHost> HealthApi for StreamsService<H> {
     async fn get_health(&self, _ctx: &RequestContext, _request: GetHealthRequest) -> Result<GetHealthResponse, ApiError> {
         Ok(GetHealthResponse::Ok(Health { status: "ok".to_owned() }))
+    }
+
+    async fn get_metrics(&self, _ctx: &RequestContext, _request: GetMetricsRequest) -> Result<GetMetricsResponse, ApiError> {
+        match self.host.metrics() {
+            Some(text) => Ok(GetMetricsResponse::Ok(GetMetricsOk {
+                content_type: Some("text/plain; version=0.0.4".to_owned()),
+                body: Body::Full(Bytes::from(text)),
+            })),
+            None => Err(Problem::new(http::StatusCode::NOT_IMPLEMENTED, "this host reports metrics elsewhere").into()),
+        }
     }
 }
 
