@@ -99,7 +99,10 @@ fn real_main() -> Result<()> {
         "dev" => worker::dev(args),
         "worker-auth" => worker_auth::run(),
         "worker-test" => worker_test::run(),
-        "example-check" => example::check(),
+        "example-check" => {
+            util::Args::new(args).finish()?;
+            example::check()
+        }
         "worker-check" => {
             util::Args::new(args).finish()?;
             worker::deploy_check()

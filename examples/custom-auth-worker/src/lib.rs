@@ -1,5 +1,6 @@
 //! A deployment of durable streams with its own authorizer: anyone may
-//! read; writes need the deployment's API key as a bearer token.
+//! read; writes need the `API_KEY` secret (`wrangler secret put API_KEY`)
+//! as a bearer token.
 
 use durable_streams_auth::{AuthError, AuthRequest, Authorizer, Caller, Refusal};
 use durable_streams_worker::{serve, Options};
@@ -7,19 +8,23 @@ use worker::{event, Context, Env, Request, Response};
 
 pub use durable_streams_worker::StreamDO;
 
-struct ApiKey(&'static str);
+struct ApiKey(String);
 
 impl Authorizer for ApiKey {
     fn authorize(&self, request: &AuthRequest<'_>) -> Result<Caller, AuthError> {
-        if request.access.is_read() || request.credentials.bearer()? == Some(self.0) {
-            Ok(Caller::Open)
-        } else {
-            Err(Refusal::MissingCredentials.into())
+        if request.access.is_read() {
+            return Ok(Caller::Open);
+        }
+        match request.credentials.bearer()? {
+            Some(key) if key == self.0 => Ok(Caller::Open),
+            Some(_) => Err(Refusal::WrongToken.into()),
+            None => Err(Refusal::MissingCredentials.into()),
         }
     }
 }
 
 #[event(fetch)]
 async fn fetch(request: Request, env: Env, ctx: Context) -> worker::Result<Response> {
-    serve(request, env, ctx, Options::default().authorizer(ApiKey("change-me"))).await
+    let key = env.secret("API_KEY")?.to_string();
+    serve(request, env, ctx, Options::default().authorizer(ApiKey(key))).await
 }
