@@ -318,3 +318,100 @@ pub fn fanout_survives_reset(
     }
     Ok(())
 }
+
+/// Test hooks of a host, on the object of a stream (`{project}/{name}`):
+/// `fanout-stats` answers the source's counters (`inlineRounds`,
+/// `queuedJobs`, `deadLetters`); `fail-appends` / `heal-appends` make the
+/// stream's appends fail (`503`) or work again.
+pub type Hook<'a> = &'a dyn Fn(&str, &str) -> Result<Value, String>;
+
+/// Queued fan-out (a source with more than 200 subscribers): every
+/// estuary gets every publish once, in order — single and 10 concurrent
+/// publishes — through the queue, not inline; an estuary whose appends
+/// fail has its job retried, then dead-lettered, and still gets everything
+/// once after it heals (the source re-enqueues what is owed); a deleted
+/// estuary is pruned and never recreated.
+pub fn queued_fanout(c: &Client, project: &str, prefix: &str, subscribers: usize, hook: Hook<'_>) -> Result<(), String> {
+    let name = format!("{prefix}hot");
+    let source = format!("/v1/stream/{project}/{name}");
+    let subscribe = format!("/v1/estuary/subscribe/{project}/{name}");
+    c.create(&source, "text/plain")?;
+    let ids: Vec<String> = (0..subscribers).map(|i| format!("{prefix}q{i}")).collect();
+    for id in &ids {
+        let (status, body) = c.json("POST", &subscribe, json!({"estuaryId": id}))?;
+        check(status == 200, format!("subscribe {id}: {status} {body}"))?;
+    }
+    let (failing, deleted) = (&ids[0], &ids[1]);
+    hook("fail-appends", &format!("{project}/{failing}"))?;
+    for m in 0..3 {
+        expect_status(&c.append(&source, "text/plain", format!("s{m};").as_bytes(), &[])?, &[200, 204], "publish")?;
+    }
+    std::thread::scope(|scope| -> Result<(), String> {
+        let handles: Vec<_> = (0..10)
+            .map(|i| {
+                let source = &source;
+                scope.spawn(move || c.append(source, "text/plain", format!("c{i};").as_bytes(), &[]))
+            })
+            .collect();
+        for h in handles {
+            expect_status(&h.join().map_err(|_| "publisher panicked".to_owned())??, &[200, 204], "concurrent publish")?;
+        }
+        Ok(())
+    })?;
+    let (_, committed) = c.read_all(&source)?;
+    check(committed.len() == 3 * 3 + 10 * 3, format!("the source holds {} bytes", committed.len()))?;
+    for id in &ids[1..] {
+        c.wait_for(&format!("/v1/stream/{project}/{id}"), &committed, Duration::from_secs(120))?;
+    }
+    let stats = hook("fanout-stats", &format!("{project}/{name}"))?;
+    check(
+        stats["queuedJobs"].as_u64().unwrap_or(0) > 0 && stats["inlineRounds"].as_u64() == Some(0),
+        format!("the fan-out did not go through the queue: {stats}"),
+    )?;
+    // The failing estuary's job exhausts its retries and is dead-lettered.
+    let started = Instant::now();
+    loop {
+        let stats = hook("fanout-stats", &format!("{project}/{name}"))?;
+        if stats["deadLetters"].as_u64().unwrap_or(0) > 0 {
+            break;
+        }
+        check(started.elapsed() < Duration::from_secs(120), format!("no job was dead-lettered: {stats}"))?;
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let (_, nothing) = c.read_all(&format!("/v1/stream/{project}/{failing}"))?;
+    check(nothing.is_empty(), "a failing estuary received data")?;
+    // Healed, it gets everything once, in order (re-enqueued by the source).
+    hook("heal-appends", &format!("{project}/{failing}"))?;
+    c.wait_for(&format!("/v1/stream/{project}/{failing}"), &committed, Duration::from_secs(120))?;
+    // A deleted estuary is pruned, never recreated; the others get the next publish.
+    let (status, _) = c.json("DELETE", &format!("/v1/estuary/{project}/{deleted}"), Value::Null)?;
+    check(status == 200, "delete estuary")?;
+    expect_status(&c.append(&source, "text/plain", b"z;", &[])?, &[200, 204], "publish after delete")?;
+    let (_, committed) = c.read_all(&source)?;
+    for id in ids.iter().filter(|id| *id != deleted) {
+        c.wait_for(&format!("/v1/stream/{project}/{id}"), &committed, Duration::from_secs(120))?;
+    }
+    check(c.call("HEAD", &format!("/v1/stream/{project}/{deleted}"), &[], b"")?.status == 404, "a publish recreated a deleted estuary")?;
+    Ok(())
+}
+
+/// A fork as an estuary's source: publishes to the fork reach the estuary
+/// (once, in order); publishes to the fork's source do not.
+pub fn fork_source(c: &Client, project: &str, prefix: &str) -> Result<(), String> {
+    let base = format!("/v1/stream/{project}/{prefix}base");
+    let fork = format!("/v1/stream/{project}/{prefix}fork");
+    c.create(&base, "text/plain")?;
+    expect_status(&c.append(&base, "text/plain", b"inherited;", &[])?, &[200, 204], "publish to the base")?;
+    let answer = c.call("PUT", &fork, &[("Content-Type", "text/plain"), ("Stream-Forked-From", base.as_str())], b"")?;
+    expect_status(&answer, &[201], "create the fork")?;
+    let estuary_id = format!("{prefix}fork-est");
+    let (status, body) = c.json("POST", &format!("/v1/estuary/subscribe/{project}/{prefix}fork"), json!({"estuaryId": estuary_id}))?;
+    check(status == 200, format!("subscribe to the fork: {status} {body}"))?;
+    check(body["streamId"] == json!(format!("{prefix}fork")), format!("streamId: {body}"))?;
+    expect_status(&c.append(&fork, "text/plain", b"f1;", &[])?, &[200, 204], "publish to the fork")?;
+    expect_status(&c.append(&base, "text/plain", b"b1;", &[])?, &[200, 204], "publish to the base")?;
+    expect_status(&c.append(&fork, "text/plain", b"f2;", &[])?, &[200, 204], "publish to the fork")?;
+    c.wait_for(&format!("/v1/stream/{project}/{estuary_id}"), b"f1;f2;", DELIVERY)?;
+    std::thread::sleep(Duration::from_millis(300));
+    c.wait_for(&format!("/v1/stream/{project}/{estuary_id}"), b"f1;f2;", DELIVERY)
+}

@@ -3,8 +3,10 @@
 //! data crosses many R2 rotations: read-back from every offset with cold
 //! reads proven by `Server-Timing`, a 5 MiB append, SSE through the
 //! hibernating WebSocket bridge (live appends and the closure), fan-out that
-//! survives a reset of the source's object mid-way (test hook), then a
-//! restart of `wrangler dev` on the same local state.
+//! survives a reset of the source's object mid-way (test hook), a fork as
+//! an estuary's source, queued fan-out above 200 subscribers through
+//! `FANOUT_QUEUE` (retries, dead-letter queue, pruning), then a restart of
+//! `wrangler dev` on the same local state.
 
 use anyhow::{Context, Result};
 
@@ -23,8 +25,11 @@ pub fn run() -> Result<()> {
             ("SEGMENT_MAX_MESSAGES".to_owned(), "4".to_owned()),
             ("SEGMENT_MAX_BYTES".to_owned(), "1024".to_owned()),
             ("LONG_POLL_TIMEOUT_MS".to_owned(), "500".to_owned()),
-            // The test-only reset of an object (never set in wrangler.toml).
+            // The test-only hooks: resetting an object, failing its appends,
+            // reading its fan-out counters (never set in wrangler.toml).
             ("TEST_HOOKS".to_owned(), "1".to_owned()),
+            // Re-enqueue what a queued fan-out still owes after 1 s (not 30 s).
+            ("FANOUT_RECHECK_MS".to_owned(), "1000".to_owned()),
         ],
         log: Some(state.path().join(format!("wrangler-{port}.log"))),
     };
@@ -34,7 +39,23 @@ pub fn run() -> Result<()> {
     let client = Client { base: &base, auth: None };
     let step = |name: &str, run: &dyn Fn() -> Result<(), String>| -> Result<()> {
         let started = std::time::Instant::now();
-        run().map_err(anyhow::Error::msg).with_context(|| format!("worker-test: {name}"))?;
+        if let Err(failure) = run() {
+            // What the worker logged (kept for the failure's diagnosis).
+            let newest_log = std::fs::read_dir(state.path())
+                .into_iter()
+                .flatten()
+                .flatten()
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|x| x == "log"))
+                .max_by_key(|p| std::fs::metadata(p).and_then(|m| m.modified()).ok());
+            let log = newest_log.unwrap_or_default();
+            let saved = std::env::temp_dir().join(format!("ds-worker-test-failed-{}.log", std::process::id()));
+            let _ = std::fs::copy(&log, &saved);
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            let tail: Vec<&str> = text.lines().rev().take(30).collect();
+            eprintln!("wrangler log (last lines; all of it in {}):\n{}", saved.display(), tail.into_iter().rev().collect::<Vec<_>>().join("\n"));
+            return Err(anyhow::Error::msg(failure)).with_context(|| format!("worker-test: {name}"));
+        }
         println!("worker-test: {name} passed ({:.1} s)", started.elapsed().as_secs_f64());
         Ok(())
     };
@@ -48,6 +69,18 @@ pub fn run() -> Result<()> {
         };
         durable_streams_tests::estuary_scenarios::fanout_survives_reset(&client, "p", "f-", 100, &reset)
     })?;
+    step("a fork as an estuary's source", &|| durable_streams_tests::estuary_scenarios::fork_source(&client, "p", "fk-"))?;
+    step("queued fan-out to 210 estuaries (retries, dead letter, pruning)", &|| {
+        let hook = |op: &str, stream: &str| -> Result<serde_json::Value, String> {
+            let answer = durable_streams_tests::auth_matrix::send(&base, "POST", &format!("/_test/{op}/{stream}"), &[], b"")?;
+            if answer.status != 200 {
+                return Err(format!("hook {op} {stream}: {}", answer.status));
+            }
+            serde_json::from_slice(&answer.body).map_err(|e| format!("hook {op}: {e}"))
+        };
+        durable_streams_tests::estuary_scenarios::queued_fanout(&client, "p", "qf-", 210, &hook)
+    })?;
+    step("Analytics Engine data points of every category", &|| analytics_points(&client, &base))?;
     let written = host_scenarios::restart_write(&client, "w-").map_err(anyhow::Error::msg)?;
     dev.stop();
 
@@ -58,4 +91,63 @@ pub fn run() -> Result<()> {
     let verified = step("data survives a restart of wrangler dev", &|| host_scenarios::restart_verify(&client, &written));
     dev.stop();
     verified
+}
+
+/// After the scenarios above (publishes, inline and queued fan-out, a dead
+/// letter, estuaries created and deleted): a publish error, an unsubscribe
+/// and a stream that expires, then every category of data point must have
+/// been written, with its blobs.
+fn analytics_points(client: &Client, base: &str) -> Result<(), String> {
+    use durable_streams_tests::auth_matrix::send;
+    let ok = |answer: durable_streams_tests::auth_matrix::Answer, what: &str| {
+        if answer.status < 300 { Ok(answer) } else { Err(format!("{what}: {}", answer.status)) }
+    };
+    ok(client.call("PUT", "/v1/stream/p/an-src", &[("Content-Type", "text/plain")], b"")?, "create")?;
+    ok(client.call("POST", "/v1/stream/p/an-src", &[("Content-Type", "text/plain")], b"hello")?, "publish")?;
+    let refused = client.call("POST", "/v1/stream/p/an-src", &[("Content-Type", "application/json")], b"{}")?;
+    if refused.status != 409 {
+        return Err(format!("an append of the wrong type answered {}", refused.status));
+    }
+    let subscribe = "/v1/estuary/subscribe/p/an-src";
+    let body = br#"{"estuaryId":"an-est"}"#;
+    ok(client.call("POST", subscribe, &[("Content-Type", "application/json")], body)?, "subscribe")?;
+    ok(client.call("DELETE", subscribe, &[("Content-Type", "application/json")], body)?, "unsubscribe")?;
+    ok(client.call("PUT", "/v1/stream/p/an-ttl", &[("Content-Type", "text/plain"), ("Stream-TTL", "1")], b"")?, "create with TTL")?;
+    let wanted: &[(&str, &[&str])] = &[
+        ("http", &["PUT", "201", "p"]),
+        ("publish", &["p/an-src"]),
+        ("publish_error", &["p/an-src", "409"]),
+        ("publish_error", &["p/qf-q0", "503"]),
+        ("fanout", &["inline", "p/f-burst"]),
+        ("fanout", &["queued", "p/qf-hot"]),
+        ("fanout", &["job", "p/qf-hot"]),
+        ("fanout", &["dead_letter", "p/qf-hot"]),
+        ("subscription", &["subscribe", "p/an-src", "p/an-est"]),
+        ("subscription", &["unsubscribe", "p/an-src", "p/an-est"]),
+        ("estuary", &["created", "p/an-est"]),
+        ("estuary", &["deleted", "p/qf-q1"]),
+        ("cleanup", &["stream_expired", "p/an-ttl"]),
+    ];
+    let started = std::time::Instant::now();
+    loop {
+        let answer = send(base, "GET", "/_test/analytics", &[], b"")?;
+        let points: Vec<serde_json::Value> = serde_json::from_slice(&answer.body).map_err(|e| format!("analytics: {e}"))?;
+        let missing: Vec<String> = wanted
+            .iter()
+            .filter(|(category, blobs)| {
+                !points.iter().any(|p| {
+                    p["category"] == *category
+                        && p["blobs"].as_array().is_some_and(|b| b.len() >= blobs.len() && b.iter().zip(blobs.iter()).all(|(x, y)| x == y))
+                })
+            })
+            .map(|(category, blobs)| format!("{category} {blobs:?}"))
+            .collect();
+        if missing.is_empty() {
+            return Ok(());
+        }
+        if started.elapsed() > std::time::Duration::from_secs(30) {
+            return Err(format!("no data point for: {}", missing.join("; ")));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(250));
+    }
 }

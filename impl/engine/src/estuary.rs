@@ -418,7 +418,7 @@ pub fn touch(db: &impl SqlExecutor, estuary_key: &str, ttl_ms: i64, now_ms: i64)
 /// Estuaries whose lifetime ran out (for the host's sweep).
 pub fn expired(db: &impl SqlExecutor, now_ms: i64, limit: u64) -> Result<Vec<String>, StorageError> {
     db.query(
-        "SELECT estuary_key FROM ds_estuaries WHERE expires_at_ms <= ?1 ORDER BY expires_at_ms LIMIT ?2",
+        "SELECT estuary_key FROM ds_estuaries WHERE expires_at_ms <= ?1 ORDER BY expires_at_ms LIMIT +?2",
         &[now_ms.into(), limit.into()],
     )?
     .iter()
@@ -448,7 +448,7 @@ impl Delivery {
 
 /// Sources with undelivered outbox entries.
 pub fn sources_with_pending(db: &impl SqlExecutor, limit: u64) -> Result<Vec<String>, StorageError> {
-    db.query("SELECT DISTINCT source_key FROM ds_outbox LIMIT ?1", &[limit.into()])?.iter().map(|r| r.text(0)).collect()
+    db.query("SELECT DISTINCT source_key FROM ds_outbox LIMIT +?1", &[limit.into()])?.iter().map(|r| r.text(0)).collect()
 }
 
 /// Up to `limit` deliveries owed by `source_key`, in outbox order per subscription.
@@ -456,7 +456,7 @@ pub fn pending(db: &impl SqlExecutor, source_key: &str, limit: u64) -> Result<Ve
     db.query(
         "SELECT s.estuary_key, o.seq, s.base_seq, o.start_pos, o.end_pos \
          FROM ds_subscriptions s JOIN ds_outbox o ON o.source_key = s.source_key AND o.seq >= s.next_seq \
-         WHERE s.source_key = ?1 ORDER BY o.seq, s.estuary_key LIMIT ?2",
+         WHERE s.source_key = ?1 ORDER BY o.seq, s.estuary_key LIMIT +?2",
         &[source_key.into(), limit.into()],
     )?
     .iter()
@@ -474,12 +474,67 @@ pub fn pending(db: &impl SqlExecutor, source_key: &str, limit: u64) -> Result<Ve
     .collect()
 }
 
-/// Records that `delivery` landed; outbox entries every subscriber has are dropped.
+/// How many subscriptions `source_key` has.
+pub fn subscriber_count(db: &impl SqlExecutor, source_key: &str) -> Result<u64, StorageError> {
+    db.query("SELECT count(*) FROM ds_subscriptions WHERE source_key = ?1", &[source_key.into()])?
+        .first()
+        .map(|r| r.uint(0))
+        .transpose()
+        .map(|n| n.unwrap_or(0))
+}
+
+/// Estuaries of `source_key` that are owed at least one outbox entry and
+/// whose circuit breaker lets a delivery through, in key order.
+pub fn owed_estuaries(db: &impl SqlExecutor, source_key: &str, now_ms: i64, limit: u64) -> Result<Vec<String>, StorageError> {
+    db.query(
+        "SELECT s.estuary_key FROM ds_subscriptions s \
+         WHERE s.source_key = ?1 \
+           AND s.next_seq <= (SELECT max(seq) FROM ds_outbox o WHERE o.source_key = ?1) \
+           AND (s.opened_at_ms IS NULL OR ?2 - s.opened_at_ms >= ?3) \
+         ORDER BY s.estuary_key LIMIT +?4",
+        &[source_key.into(), now_ms.into(), BREAKER_OPEN_MS.into(), limit.into()],
+    )?
+    .iter()
+    .map(|r| r.text(0))
+    .collect()
+}
+
+/// Up to `limit` deliveries owed to one estuary by `source_key`, in outbox order.
+pub fn pending_for(db: &impl SqlExecutor, source_key: &str, estuary_key: &str, limit: u64) -> Result<Vec<Delivery>, StorageError> {
+    db.query(
+        "SELECT o.seq, s.base_seq, o.start_pos, o.end_pos \
+         FROM ds_subscriptions s JOIN ds_outbox o ON o.source_key = s.source_key AND o.seq >= s.next_seq \
+         WHERE s.source_key = ?1 AND s.estuary_key = ?2 ORDER BY o.seq LIMIT +?3",
+        &[source_key.into(), estuary_key.into(), limit.into()],
+    )?
+    .iter()
+    .map(|r| {
+        Ok(Delivery {
+            source_key: source_key.to_owned(),
+            estuary_key: estuary_key.to_owned(),
+            outbox_seq: r.uint(0)?,
+            base_seq: r.uint(1)?,
+            producer_seq: r.uint(0)? - r.uint(1)?,
+            start: r.uint(2)?,
+            end: r.uint(3)?,
+        })
+    })
+    .collect()
+}
+
+/// Records that `delivery` landed; outbox entries every subscriber has are
+/// dropped by [`collect_garbage`]. A delivery of an earlier subscription of
+/// the same estuary (another `base_seq`) changes nothing.
 pub fn acknowledge(db: &impl SqlExecutor, delivery: &Delivery) -> Result<(), StorageError> {
     db.execute(
         "UPDATE ds_subscriptions SET next_seq = max(next_seq, ?3), failures = 0, opened_at_ms = NULL \
-         WHERE source_key = ?1 AND estuary_key = ?2",
-        &[delivery.source_key.as_str().into(), delivery.estuary_key.as_str().into(), (delivery.outbox_seq + 1).into()],
+         WHERE source_key = ?1 AND estuary_key = ?2 AND base_seq = ?4",
+        &[
+            delivery.source_key.as_str().into(),
+            delivery.estuary_key.as_str().into(),
+            (delivery.outbox_seq + 1).into(),
+            delivery.base_seq.into(),
+        ],
     )?;
     Ok(())
 }
@@ -487,8 +542,8 @@ pub fn acknowledge(db: &impl SqlExecutor, delivery: &Delivery) -> Result<(), Sto
 /// Drops a subscription whose estuary stream is gone (deleted or expired).
 pub fn prune(db: &impl SqlExecutor, delivery: &Delivery) -> Result<(), StorageError> {
     db.execute(
-        "DELETE FROM ds_subscriptions WHERE source_key = ?1 AND estuary_key = ?2",
-        &[delivery.source_key.as_str().into(), delivery.estuary_key.as_str().into()],
+        "DELETE FROM ds_subscriptions WHERE source_key = ?1 AND estuary_key = ?2 AND base_seq = ?3",
+        &[delivery.source_key.as_str().into(), delivery.estuary_key.as_str().into(), delivery.base_seq.into()],
     )?;
     Ok(())
 }

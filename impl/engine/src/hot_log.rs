@@ -307,7 +307,7 @@ pub fn hot_messages(
 ) -> Result<Vec<StoredMessage>, StorageError> {
     db.query(
         "SELECT start_pos, data FROM ds_messages WHERE stream_key = ?1 AND end_pos > ?2 AND start_pos < ?3 \
-         ORDER BY end_pos LIMIT ?4",
+         ORDER BY end_pos LIMIT +?4",
         &[key.into(), from.into(), cap.into(), limit.into()],
     )?
     .iter()
@@ -335,7 +335,7 @@ pub fn segments_overlapping(
 ) -> Result<Vec<SegmentEntry>, StorageError> {
     db.query(
         "SELECT start_pos, end_pos, message_count, size_bytes, object_key FROM ds_segments \
-         WHERE stream_key = ?1 AND end_pos > ?2 AND start_pos < ?3 ORDER BY end_pos LIMIT ?4",
+         WHERE stream_key = ?1 AND end_pos > ?2 AND start_pos < ?3 ORDER BY end_pos LIMIT +?4",
         &[key.into(), from.into(), cap.into(), limit.into()],
     )?
     .iter()
@@ -413,7 +413,7 @@ pub fn save_producer(
 pub fn expired_streams(db: &impl SqlExecutor, now_ms: i64, limit: u64) -> Result<Vec<String>, StorageError> {
     db.query(
         "SELECT stream_key FROM ds_streams WHERE (expires_at_ms IS NOT NULL AND expires_at_ms <= ?1) \
-         OR (ttl_s IS NOT NULL AND last_access_ms + ttl_s * 1000 <= ?1) LIMIT ?2",
+         OR (ttl_s IS NOT NULL AND last_access_ms + ttl_s * 1000 <= ?1) LIMIT +?2",
         &[now_ms.into(), limit.into()],
     )?
     .iter()
@@ -447,7 +447,7 @@ pub fn streams_over_hot_limits(
 ) -> Result<Vec<String>, StorageError> {
     db.query(
         "SELECT stream_key FROM ds_messages GROUP BY stream_key \
-         HAVING count(*) > ?1 OR sum(end_pos - start_pos) > ?2 LIMIT ?3",
+         HAVING count(*) > ?1 OR sum(end_pos - start_pos) > ?2 LIMIT +?3",
         &[max_messages.into(), max_bytes.into(), limit.into()],
     )?
     .iter()

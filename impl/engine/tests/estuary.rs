@@ -181,3 +181,50 @@ fn the_circuit_breaker_opens_after_five_failures_and_half_opens_after_a_minute()
     estuary::acknowledge(&c, &owed[0]).unwrap();
     assert!(estuary::breaker_allows(&c, "p/src", "p/e", 1_000).unwrap(), "a success closes it");
 }
+
+#[test]
+fn owed_estuaries_and_per_estuary_pending_drive_queued_fan_out() {
+    let (e, c) = (engine(), db());
+    create(&e, &c, "p/src", "text/plain");
+    for id in ["a", "b", "c"] {
+        estuary::subscribe(&e, &c, &sub("p", id, "p/src", None, 60_000), 0).unwrap();
+    }
+    assert!(estuary::owed_estuaries(&c, "p/src", 0, 10).unwrap().is_empty(), "nothing published yet");
+    publish(&e, &c, "p/src", "text/plain", "x;");
+    publish(&e, &c, "p/src", "text/plain", "y;");
+    assert_eq!(estuary::owed_estuaries(&c, "p/src", 0, 10).unwrap(), vec!["p/a", "p/b", "p/c"]);
+    assert_eq!(estuary::owed_estuaries(&c, "p/src", 0, 2).unwrap(), vec!["p/a", "p/b"], "the limit holds");
+    let owed_b = estuary::pending_for(&c, "p/src", "p/b", 10).unwrap();
+    assert_eq!(owed_b.iter().map(|d| d.producer_seq).collect::<Vec<_>>(), vec![0, 1]);
+    assert!(owed_b.iter().all(|d| d.estuary_key == "p/b"));
+    assert_eq!(estuary::pending_for(&c, "p/src", "p/b", 1).unwrap().len(), 1);
+    for d in &owed_b {
+        estuary::acknowledge(&c, d).unwrap();
+    }
+    assert_eq!(estuary::owed_estuaries(&c, "p/src", 0, 10).unwrap(), vec!["p/a", "p/c"]);
+    // An open breaker keeps an estuary out until it half-opens.
+    for _ in 0..estuary::BREAKER_FAILURES {
+        estuary::breaker_failure(&c, "p/src", "p/c", 1_000).unwrap();
+    }
+    assert_eq!(estuary::owed_estuaries(&c, "p/src", 1_001, 10).unwrap(), vec!["p/a"]);
+    assert_eq!(estuary::owed_estuaries(&c, "p/src", 1_000 + estuary::BREAKER_OPEN_MS, 10).unwrap(), vec!["p/a", "p/c"]);
+    assert_eq!(estuary::subscriber_count(&c, "p/src").unwrap(), 3);
+}
+
+#[test]
+fn an_acknowledgement_of_an_earlier_subscription_changes_nothing() {
+    let (e, c) = (engine(), db());
+    create(&e, &c, "p/src", "text/plain");
+    estuary::subscribe(&e, &c, &sub("p", "e", "p/src", None, 60_000), 0).unwrap();
+    publish(&e, &c, "p/src", "text/plain", "x;");
+    let old = estuary::pending(&c, "p/src", 10).unwrap();
+    // Unsubscribe and subscribe again: a new epoch.
+    estuary::unsubscribe(&c, "p/e", "p/src").unwrap();
+    estuary::subscribe(&e, &c, &sub("p", "e", "p/src", None, 60_000), 0).unwrap();
+    publish(&e, &c, "p/src", "text/plain", "y;");
+    estuary::acknowledge(&c, &old[0]).unwrap();
+    estuary::prune(&c, &old[0]).unwrap();
+    let owed = estuary::pending(&c, "p/src", 10).unwrap();
+    assert_eq!(owed.len(), 1, "the new subscription still owes its first entry");
+    assert_eq!(owed[0].producer_seq, 0);
+}

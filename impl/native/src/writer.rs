@@ -116,6 +116,7 @@ pub fn open_write_connection(path: &Path, durability: Durability) -> Result<Conn
         "PRAGMA journal_mode=WAL; PRAGMA synchronous={sync}; PRAGMA busy_timeout=5000; PRAGMA foreign_keys=OFF;"
     ))
     .map_err(|e| StorageError::new(e.to_string()))?;
+    crate::readers::tune(&conn)?;
     durable_streams_engine::hot_log::migrate(&conn)?;
     Ok(conn)
 }

@@ -18,6 +18,7 @@ fn estuary_api_delivery_and_expiry() {
     let client = Client { base: &base, auth: None };
     estuary_scenarios::api_contract(&client, "p", "a-").unwrap();
     estuary_scenarios::delivery(&client, "p", "d-", 5).unwrap();
+    estuary_scenarios::fork_source(&client, "p", "f-").unwrap();
     estuary_scenarios::legacy_sessions(&client, "l-").unwrap();
     estuary_scenarios::expiry(&client, "p", "t-", Duration::from_secs(2)).unwrap();
     let _ = std::fs::remove_dir_all(&dir);

@@ -22,6 +22,7 @@ use durable_streams_service::estuaries::EstuaryHost;
 use serde::{Deserialize, Serialize};
 use worker::{Env, Response};
 
+use crate::analytics::{self, Category};
 use crate::stream_do::{now_ms, DoHost, Timing};
 use crate::{bridge, INTERNAL_BASE, STREAMS_BINDING};
 
@@ -156,6 +157,10 @@ impl EstuaryHost for EdgeEstuaries {
         // 3. Deliveries from the source's next publish on.
         let link = Link { source_key: source_key.to_owned(), estuary_key: estuary_key.clone() };
         let _: serde_json::Value = self.call(source_key, "add-subscriber", &link).await?;
+        analytics::write(&self.env, Category::Subscription, &["subscribe", source_key, &estuary_key], &[1.0]);
+        if subscribed.is_new {
+            analytics::write(&self.env, Category::Estuary, &["created", &estuary_key], &[1.0]);
+        }
         Ok(Subscribed { estuary_key, expires_at_ms: subscribed.expires_at_ms, is_new: subscribed.is_new })
     }
 
@@ -163,6 +168,7 @@ impl EstuaryHost for EdgeEstuaries {
         let link = Link { source_key: source_key.to_owned(), estuary_key: estuary_key.to_owned() };
         let _: serde_json::Value = self.call(estuary_key, "detach", &link).await?;
         let _: serde_json::Value = self.call(source_key, "remove-subscriber", &link).await?;
+        analytics::write(&self.env, Category::Subscription, &["unsubscribe", source_key, estuary_key], &[1.0]);
         Ok(())
     }
 
@@ -189,6 +195,7 @@ impl EstuaryHost for EdgeEstuaries {
 
     async fn delete_estuary(&self, estuary_key: &str) -> Result<(), ProtocolError> {
         let sources: Vec<String> = self.call(estuary_key, "delete", &Key { estuary_key: estuary_key.to_owned() }).await?;
+        analytics::write(&self.env, Category::Estuary, &["deleted", estuary_key], &[1.0]);
         for source_key in sources {
             // Best effort: a source not told prunes the subscription at its next delivery (404).
             let link = Link { source_key: source_key.clone(), estuary_key: estuary_key.to_owned() };
@@ -202,7 +209,7 @@ fn json_response<T: Serialize>(value: &T) -> worker::Result<Response> {
     Response::from_json(value)
 }
 
-fn error_response(error: &ProtocolError) -> worker::Result<Response> {
+pub(crate) fn error_response(error: &ProtocolError) -> worker::Result<Response> {
     let problem = durable_streams_service::problem(error);
     bridge::from_http(durable_streams_api::problem::problem_response(&problem, http::HeaderMap::new()))
 }
@@ -284,6 +291,10 @@ pub async fn handle_internal(host: &DoHost, op: &str, body: &[u8]) -> worker::Re
             host.reset_for_test();
             Ok(json_response(&serde_json::json!({"reset": true})))
         }
+        "test-fail-appends" | "test-heal-appends" if host.test_hooks() => {
+            host.fail_appends_for_test(op == "test-fail-appends")?;
+            Ok(json_response(&serde_json::json!({"failing": op == "test-fail-appends"})))
+        }
         "delete" => {
             let req: Key = serde_json::from_slice(body).map_err(parse_error)?;
             let (garbage, sources) = estuary::delete_estuary(engine, db, &req.estuary_key, now)?;
@@ -303,6 +314,12 @@ pub async fn handle_internal(host: &DoHost, op: &str, body: &[u8]) -> worker::Re
 async fn deliver(host: &DoHost, env: &Env, delivery: &Delivery) -> Result<u16, ProtocolError> {
     let timing = Cell::new(Timing::default());
     let (content_type, body) = host.read_range(&delivery.source_key, delivery.start, delivery.end, &timing).await?;
+    send_delivery(env, delivery, content_type, body).await
+}
+
+/// Sends one delivery (its data read already) to the estuary's object;
+/// returns the status of the idempotent-producer append.
+pub async fn send_delivery(env: &Env, delivery: &Delivery, content_type: String, body: Bytes) -> Result<u16, ProtocolError> {
     let stream = StreamPath::parse(&delivery.estuary_key).map_err(|p| ProtocolError::bad_request(p.detail.unwrap_or_default()))?;
     let producer = delivery.producer();
     let request = durable_streams_api::operations::AppendStreamRequest {
@@ -321,17 +338,34 @@ async fn deliver(host: &DoHost, env: &Env, delivery: &Delivery) -> Result<u16, P
     Ok(response.status_code())
 }
 
-/// Drains the source's outbox: deliveries to different estuaries run
-/// concurrently (bounded), each estuary's in outbox order. Returns whether
-/// everything owed was delivered (otherwise the alarm retries).
-pub async fn drain(host: &DoHost, env: &Env, source_key: &str) -> Result<bool, ProtocolError> {
+/// How a drain of a source's outbox ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Drained {
+    /// Everything owed was delivered.
+    Done,
+    /// A delivery failed: the alarm retries ([`retry_at`]).
+    Retry,
+    /// Handed to `FANOUT_QUEUE`: the alarm re-enqueues what is still owed
+    /// later ([`crate::fanout::recheck_at`]).
+    Queued,
+}
+
+/// Drains the source's outbox: above the inline limit by handing it to
+/// the queue; otherwise here, deliveries to different estuaries
+/// concurrently (bounded), each estuary's in outbox order.
+pub async fn drain(host: &DoHost, env: &Env, source_key: &str) -> Result<Drained, ProtocolError> {
     use futures::StreamExt;
+    if crate::fanout::hand_off(host, env, source_key).await? == crate::fanout::Handoff::Queued {
+        return Ok(Drained::Queued);
+    }
     let generation = host.generation();
     loop {
         let deliveries = estuary::pending(host.sql(), source_key, DELIVERIES_PER_ROUND)?;
         if deliveries.is_empty() {
-            return Ok(true);
+            return Ok(Drained::Done);
         }
+        host.count("fanout:inline-rounds", 1);
+        let (round_started, round_deliveries) = (now_ms(), deliveries.len());
         let more = deliveries.len() as u64 >= DELIVERIES_PER_ROUND;
         // Group by estuary, keeping outbox order within each.
         let mut per_estuary: Vec<(String, Vec<Delivery>)> = Vec::new();
@@ -380,11 +414,18 @@ pub async fn drain(host: &DoHost, env: &Env, source_key: &str) -> Result<bool, P
         .collect()
         .await;
         estuary::collect_garbage(host.sql(), source_key)?;
+        let failures = outcomes.iter().filter(|ok| !**ok).count();
+        analytics::write(
+            env,
+            Category::Fanout,
+            &["inline", source_key],
+            &[round_deliveries as f64, failures as f64, 0.0, (now_ms() - round_started) as f64],
+        );
         if outcomes.iter().any(|ok| !ok) {
-            return Ok(false);
+            return Ok(Drained::Retry);
         }
         if !more {
-            return Ok(true);
+            return Ok(Drained::Done);
         }
     }
 }

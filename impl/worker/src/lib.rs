@@ -11,9 +11,11 @@
 //! - **StreamDO** (one per stream, SQLite-backed) runs the same generated
 //!   service over the engine.
 
+mod analytics;
 mod bridge;
 mod do_sql;
 mod estuaries;
+mod fanout;
 mod projects;
 mod stream_do;
 
@@ -473,13 +475,19 @@ fn base_url(request: &Request) -> String {
         .unwrap_or_else(|_| "http://localhost".to_owned())
 }
 
-/// Test hook (`TEST_HOOKS=1` only): resets the object of `stream` as a
-/// crash would for its fan-out (see `DoHost::reset_for_test`).
-async fn test_reset(env: &Env, stream: &str) -> worker::Result<Response> {
-    let key = StreamPath::parse(stream).map(|p| p.key()).map_err(|p| worker::Error::RustError(p.detail.unwrap_or_default()))?;
+/// Test hooks (`TEST_HOOKS=1` only), on the object of `stream`:
+/// `test-reset` resets it as a crash would for its fan-out (see
+/// `DoHost::reset_for_test`); `fanout-stats` reads its fan-out counters;
+/// `test-fail-appends` / `test-heal-appends` make its appends answer 503
+/// (a failing estuary) or work again.
+async fn test_hook(env: &Env, stream: &str, op: &str) -> worker::Result<Response> {
+    let key = match StreamPath::parse(stream) {
+        Ok(path) => path.key(),
+        Err(problem) => return error_response(&problem),
+    };
     let request = http::Request::builder()
         .method(http::Method::POST)
-        .uri(format!("{INTERNAL_BASE}{}test-reset", estuaries::INTERNAL_PREFIX))
+        .uri(format!("{INTERNAL_BASE}{}{op}", estuaries::INTERNAL_PREFIX))
         .body(Bytes::from_static(b"{}"))
         .map_err(|e| worker::Error::RustError(e.to_string()))?;
     let stub = env.durable_object(STREAMS_BINDING)?.get_by_name(&key)?;
@@ -583,6 +591,20 @@ pub async fn fetch(request: Request, env: Env, ctx: Context) -> worker::Result<R
     serve(request, env, ctx, Options::default()).await
 }
 
+/// This repository's own queue consumer: estuary fan-out jobs of sources
+/// with more than `FANOUT_INLINE_MAX` subscribers, and their dead letters.
+#[cfg(feature = "entry")]
+#[worker::event(queue)]
+pub async fn queue(batch: worker::MessageBatch<serde_json::Value>, env: Env, _ctx: Context) -> worker::Result<()> {
+    consume(batch, env).await
+}
+
+/// Consumes a batch of `FANOUT_QUEUE` (or its dead-letter queue): call it
+/// from your own `#[event(queue)]` when you deploy with the queue bound.
+pub async fn consume(batch: worker::MessageBatch<serde_json::Value>, env: Env) -> worker::Result<()> {
+    fanout::consume(batch, env).await
+}
+
 /// Serves one request of the Durable Streams APIs (the edge worker). The
 /// Durable Object class [`StreamDO`] must be exported by the deployment too
 /// (it is, by depending on this crate) and bound as `STREAMS`.
@@ -607,9 +629,17 @@ pub async fn serve(request: Request, env: Env, _ctx: Context, options: Options) 
     };
     let long_poll_timeout_ms = var_ms(&env, "LONG_POLL_TIMEOUT_MS", 30_000);
     let sse_reconnect_ms = var_ms(&env, "SSE_RECONNECT_MS", 60_000);
+    let method = request.method().to_string();
+    let project = project_of(&request.path());
+    let analytics_env = env.clone();
     if var_ms(&env, "TEST_HOOKS", 0) == 1 {
-        if let Some(stream) = request.path().strip_prefix("/_test/reset/") {
-            return test_reset(&env, stream).await;
+        if request.path() == "/_test/analytics" {
+            return Response::from_json(&analytics::recorded());
+        }
+        for (prefix, op) in [("/_test/reset/", "test-reset"), ("/_test/fanout-stats/", "fanout-stats"), ("/_test/fail-appends/", "test-fail-appends"), ("/_test/heal-appends/", "test-heal-appends")] {
+            if let Some(stream) = request.path().strip_prefix(prefix) {
+                return test_hook(&env, stream, op).await;
+            }
         }
     }
     let (mut response, object_timing) = match bridge::into_http(request, MAX_BODY_BYTES).await {
@@ -651,6 +681,13 @@ pub async fn serve(request: Request, env: Env, _ctx: Context, options: Options) 
             (response, Vec::new())
         }
     };
+    let status = response.status().as_u16();
+    analytics::write(
+        &analytics_env,
+        analytics::Category::Http,
+        &[&method, &status.to_string(), &project],
+        &[now_ms().saturating_sub(started) as f64, f64::from(status)],
+    );
     if timing {
         let mut entries = vec![format!("edge;dur={}", now_ms().saturating_sub(started))];
         entries.extend(object_timing);
@@ -659,6 +696,17 @@ pub async fn serve(request: Request, env: Env, _ctx: Context, options: Options) 
         }
     }
     bridge::from_http(response)
+}
+
+/// The project a request path names (`""` for routes without one).
+fn project_of(path: &str) -> String {
+    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    let project = match segments.as_slice() {
+        ["v1", "estuary", "subscribe", project, ..] => project,
+        ["v1", "stream" | "config" | "estuary", project, ..] => project,
+        _ => "",
+    };
+    project.chars().take(128).collect()
 }
 
 /// Marks a fork creation forwarded to the source's object.
@@ -828,10 +876,13 @@ impl DurableObject for StreamDO {
         if let Some(op) = request.uri().path().strip_prefix(estuaries::INTERNAL_PREFIX) {
             let op = op.to_owned();
             // A source that a fork moved to its family's object is served there.
-            if let Some(key) = estuaries::internal_key(&op, request.body()) {
+            if let Some(key) = estuaries::internal_key(&op, request.body()).or_else(|| fanout::internal_key(&op, request.body())) {
                 if let Some(root) = host.alias_of(&key).map_err(|e| worker::Error::RustError(e.to_string()))? {
                     return self.forward(&root, request).await;
                 }
+            }
+            if let Some(response) = fanout::handle_internal(&host, &op, request.body()).await {
+                return response;
             }
             return estuaries::handle_internal(&host, &op, request.body()).await;
         }

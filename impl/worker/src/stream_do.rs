@@ -28,11 +28,17 @@ use futures::future::{select, Either};
 use serde::{Deserialize, Serialize};
 use worker::{Bucket, Env, State, WebSocket};
 
+use crate::analytics::{self, Category};
 use crate::do_sql::DoSql;
+use crate::estuaries::Drained;
 
 /// Streams of this object that live in another object (their fork family's).
 const ALIAS_SCHEMA: &str =
     "CREATE TABLE IF NOT EXISTS ds_alias (stream_key TEXT PRIMARY KEY, root TEXT NOT NULL) WITHOUT ROWID";
+/// Counters of this object's work (fan-out rounds, jobs, dead letters) and
+/// test-hook switches; stored, so they survive the object being evicted.
+const COUNTERS_SCHEMA: &str =
+    "CREATE TABLE IF NOT EXISTS ds_object_counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID";
 
 /// Long-poll waiters held at once by one stream object.
 pub const WAITERS_MAX: usize = 10_000;
@@ -141,6 +147,8 @@ pub struct Inner {
     pumping: RefCell<HashSet<u32>>,
     /// Sources whose outbox is being drained.
     draining: RefCell<HashSet<String>>,
+    /// Sources published to while their drain ran: drain them once more.
+    redrain: RefCell<HashSet<String>>,
     /// Bumped by the test reset: in-flight work of an older generation stops.
     generation: Cell<u64>,
 }
@@ -162,6 +170,7 @@ impl DoHost {
         let sql = DoSql::new(&state.storage())?;
         hot_log::migrate(&sql)?;
         sql.execute(ALIAS_SCHEMA, &[])?;
+        sql.execute(COUNTERS_SCHEMA, &[])?;
         let seed = (worker::js_sys::Math::random() * u64::MAX as f64) as u64 | 1;
         let namespace = format!("streams/{}/", state.id());
         Ok(DoHost(Rc::new(Inner {
@@ -178,6 +187,7 @@ impl DoHost {
             alarm_at: Cell::new(None),
             pumping: RefCell::new(HashSet::new()),
             draining: RefCell::new(HashSet::new()),
+            redrain: RefCell::new(HashSet::new()),
             generation: Cell::new(0),
         })))
     }
@@ -296,13 +306,15 @@ impl DoHost {
         self.notify(&[estuary_key]);
     }
 
-    /// Starts draining `source`'s outbox unless a drain runs already; a
-    /// failed delivery arms the alarm to retry.
+    /// Starts draining `source`'s outbox unless a drain runs already (then
+    /// that drain runs once more when it ends); a failed delivery arms the
+    /// alarm to retry, a hand-off to the queue arms it to re-check.
     pub fn start_fanout(&self, source: &str) {
         if !self.fanout_owed(source) {
             return;
         }
         if !self.0.draining.borrow_mut().insert(source.to_owned()) {
+            self.0.redrain.borrow_mut().insert(source.to_owned());
             return;
         }
         let host = self.clone();
@@ -315,20 +327,63 @@ impl DoHost {
                 return; // reset meanwhile: as if this object had died
             }
             host.0.draining.borrow_mut().remove(&source);
-            match done {
-                Ok(true) => {
-                    // Publishes that arrived while this drain ran.
-                    if durable_streams_engine::estuary::pending(&host.0.sql, &source, 1).is_ok_and(|p| !p.is_empty()) {
-                        host.start_fanout(&source);
-                    }
-                }
-                Ok(false) | Err(_) => {
-                    if let Err(error) = host.arm_alarm(crate::estuaries::retry_at()).await {
-                        worker::console_warn!("arming the fan-out retry failed: {error}");
-                    }
+            let again = host.0.redrain.borrow_mut().remove(&source);
+            let alarm_at = match done {
+                Ok(Drained::Done) => None,
+                Ok(Drained::Queued) => Some(crate::fanout::recheck_at(&env)),
+                Ok(Drained::Retry) | Err(_) => Some(crate::estuaries::retry_at()),
+            };
+            if let Some(at) = alarm_at {
+                if let Err(error) = host.arm_alarm(at).await {
+                    worker::console_warn!("arming the fan-out alarm failed: {error}");
                 }
             }
+            // Publishes that arrived while this drain ran.
+            if again && !matches!(done, Ok(Drained::Retry) | Err(_)) {
+                host.start_fanout(&source);
+            }
         });
+    }
+
+    /// Test hook (`TEST_HOOKS=1` only): appends to this object fail (`503`) while set.
+    pub fn fail_appends_for_test(&self, failing: bool) -> Result<(), StorageError> {
+        self.0.sql.execute(
+            "INSERT INTO ds_object_counters (name, value) VALUES ('test:failing-appends', ?1) \
+             ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+            &[i64::from(failing).into()],
+        )?;
+        Ok(())
+    }
+
+    fn appends_fail_for_test(&self) -> bool {
+        self.test_hooks() && self.counter("test:failing-appends") > 0
+    }
+
+    /// Adds `n` to this object's counter `name` (fan-out observability).
+    pub fn count(&self, name: &str, n: u64) {
+        let added = self.0.sql.execute(
+            "INSERT INTO ds_object_counters (name, value) VALUES (?1, ?2) \
+             ON CONFLICT (name) DO UPDATE SET value = value + excluded.value",
+            &[name.into(), n.into()],
+        );
+        if let Err(error) = added {
+            worker::console_warn!("counting {name} failed: {error}");
+        }
+    }
+
+    /// The worker's environment (bindings, variables).
+    pub fn env(&self) -> &Env {
+        &self.0.env
+    }
+
+    /// This object's counter `name` (0 when never counted).
+    pub fn counter(&self, name: &str) -> u64 {
+        self.0
+            .sql
+            .query("SELECT value FROM ds_object_counters WHERE name = ?1", &[name.into()])
+            .ok()
+            .and_then(|rows| rows.first().and_then(|r| r.uint(0).ok()))
+            .unwrap_or(0)
     }
 
     pub fn test_hooks(&self) -> bool {
@@ -348,6 +403,7 @@ impl DoHost {
     pub fn reset_for_test(&self) {
         self.0.generation.set(self.0.generation.get() + 1);
         self.0.draining.borrow_mut().clear();
+        self.0.redrain.borrow_mut().clear();
         self.0.alarm_at.set(None);
     }
 
@@ -498,13 +554,16 @@ impl DoHost {
         // Estuaries of this object whose lifetime ran out.
         for key in durable_streams_engine::estuary::expired(&self.0.sql, now, SWEEP_PER_ALARM)? {
             match durable_streams_engine::estuary::delete_estuary(&self.0.engine, &self.0.sql, &key, now) {
-                Ok((garbage, _sources)) => self.after_estuary_delete(&key, garbage),
+                Ok((garbage, _sources)) => {
+                    analytics::write(&self.0.env, Category::Cleanup, &["estuary_expired", &key], &[1.0]);
+                    self.after_estuary_delete(&key, garbage)
+                }
                 Err(ProtocolError::NotFound) => {}
                 Err(error) => return Err(engine_storage(error)),
             }
         }
         // Fan-out owed by sources of this object (a crash, a failed delivery).
-        let mut fanout_failed = false;
+        let mut fanout_again: Option<i64> = None;
         for source in durable_streams_engine::estuary::sources_with_pending(&self.0.sql, 64)? {
             if self.0.draining.borrow().contains(&source) {
                 continue;
@@ -512,11 +571,19 @@ impl DoHost {
             self.0.draining.borrow_mut().insert(source.clone());
             let done = crate::estuaries::drain(self, &self.0.env, &source).await;
             self.0.draining.borrow_mut().remove(&source);
-            fanout_failed |= !matches!(done, Ok(true));
+            let at = match done {
+                Ok(Drained::Done) => None,
+                Ok(Drained::Queued) => Some(crate::fanout::recheck_at(&self.0.env)),
+                Ok(Drained::Retry) | Err(_) => Some(crate::estuaries::retry_at()),
+            };
+            fanout_again = [fanout_again, at].into_iter().flatten().min();
         }
         let swept = self.0.engine.sweep_expired(&self.0.sql, now, SWEEP_PER_ALARM).map_err(engine_storage)?;
         let more = more || swept.removed.len() as u64 >= SWEEP_PER_ALARM;
         if !swept.removed.is_empty() {
+            for key in &swept.removed {
+                analytics::write(&self.0.env, Category::Cleanup, &["stream_expired", key], &[1.0]);
+            }
             let keys: Vec<&str> = swept.removed.iter().map(String::as_str).collect();
             self.notify(&keys);
         }
@@ -526,8 +593,7 @@ impl DoHost {
         } else {
             let streams = hot_log::next_expiry_ms(&self.0.sql)?;
             let estuaries = durable_streams_engine::estuary::next_expiry_ms(&self.0.sql)?;
-            let retry = fanout_failed.then(crate::estuaries::retry_at);
-            [streams, estuaries, retry]
+            [streams, estuaries, fanout_again]
                 .into_iter()
                 .flatten()
                 .min()
@@ -694,8 +760,21 @@ impl StreamHost for RequestHost {
     async fn append(&self, request: AppendRequest) -> Result<AppendOutcome, ProtocolError> {
         let host = &self.host;
         let key = request.key.clone();
-        let outcome = host.0.engine.append(&host.0.sql, request, now_ms())?;
+        if host.appends_fail_for_test() {
+            analytics::write(&host.0.env, Category::PublishError, &[&key, "503"], &[1.0]);
+            return Err(ProtocolError::Storage(StorageError::new("appends fail here (test hook)")));
+        }
+        let bytes = request.body.len() as f64;
+        let outcome = match host.0.engine.append(&host.0.sql, request, now_ms()) {
+            Ok(outcome) => outcome,
+            Err(error) => {
+                let status = durable_streams_service::problem(&error).status.to_string();
+                analytics::write(&host.0.env, Category::PublishError, &[&key, &status], &[1.0]);
+                return Err(error);
+            }
+        };
         if outcome.changed() {
+            analytics::write(&host.0.env, Category::Publish, &[&key], &[bytes, 1.0]);
             host.notify(&[&key]);
             if host.fanout_owed(&key) {
                 // The alarm is the safety net: if this object dies before the

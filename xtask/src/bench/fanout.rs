@@ -35,6 +35,7 @@ pub fn cli(mut a: Args) -> Result<()> {
     a.finish()?;
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     let mut rows = Vec::new();
+    let mut runs = 0usize;
     for host in hosts.split(',').filter(|h| !h.is_empty()) {
         let (port, mut stop): (u16, Box<dyn FnMut()>) = match host {
             "native" => {
@@ -60,7 +61,9 @@ pub fn cli(mut a: Args) -> Result<()> {
         };
         for &n in &subscribers {
             eprint!("fanout {host} {n} subscribers ... ");
-            let result = rt.block_on(run(port, n, publishes, &format!("{host}{n}x{}", std::process::id())));
+            runs += 1;
+            let tag = format!("{host}{n}x{}r{runs}", std::process::id());
+            let result = rt.block_on(run(port, n, publishes, &tag));
             match result {
                 Ok(latencies) => {
                     let (p50, p95, max) = summary(latencies.clone());
@@ -102,12 +105,17 @@ async fn run(port: u16, subscribers: usize, publishes: usize, tag: &str) -> Resu
     let trials: Arc<Mutex<Vec<Trial>>> = Arc::new(Mutex::new((0..publishes).map(|_| Trial { seen: 0, last: None }).collect()));
     let stop = Arc::new(AtomicBool::new(false));
     let mut readers = Vec::new();
+    let ready = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     for i in 0..subscribers {
-        let (trials, stop) = (trials.clone(), stop.clone());
+        let (trials, stop, ready) = (trials.clone(), stop.clone(), ready.clone());
         let path = format!("/v1/stream/bench/{tag}-e{i}");
         readers.push(tokio::spawn(async move {
             let mut conn = Conn::connect(addr).await?;
-            let mut offset = "now".to_owned();
+            // Follow from the estuary's tail as it is now (an explicit
+            // offset: a publish racing a reader's first poll is still seen).
+            let head = conn.call(Method::HEAD, &path, &[], Bytes::new()).await?;
+            let mut offset = head.header("stream-next-offset").context("HEAD without Stream-Next-Offset")?.to_owned();
+            ready.fetch_add(1, Ordering::Relaxed);
             let mut received = 0usize;
             while !stop.load(Ordering::Relaxed) && received < publishes {
                 let url = format!("{path}?offset={}&live=long-poll", encode_query(&offset));
@@ -129,8 +137,15 @@ async fn run(port: u16, subscribers: usize, publishes: usize, tag: &str) -> Resu
             anyhow::Ok(())
         }));
     }
-    // Let every reader park its first long-poll.
-    tokio::time::sleep(Duration::from_millis(500 + subscribers as u64)).await;
+    // Every reader knows its starting offset; let them park their first long-polls.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while ready.load(Ordering::Relaxed) < subscribers {
+        if Instant::now() > deadline {
+            bail!("readers did not start within 60 s");
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(200 + subscribers as u64 / 4)).await;
     let mut latencies = Vec::new();
     for k in 0..publishes {
         let started = Instant::now();
@@ -149,7 +164,16 @@ async fn run(port: u16, subscribers: usize, publishes: usize, tag: &str) -> Resu
                 break;
             }
             if Instant::now() > deadline {
-                bail!("publish {k} not seen by all {subscribers} readers within 60 s");
+                let seen = trials.lock().map_err(|_| anyhow::anyhow!("poisoned"))?[k].seen;
+                // Tell a lost delivery from a lost wake-up: what do the estuaries hold?
+                let mut holding = 0;
+                for i in 0..subscribers {
+                    let r = admin.call(Method::GET, &format!("/v1/stream/bench/{tag}-e{i}?offset=-1"), &[], Bytes::new()).await?;
+                    if r.body.windows(format!("p{k};").len()).any(|w| w == format!("p{k};").as_bytes()) {
+                        holding += 1;
+                    }
+                }
+                bail!("publish {k} seen by {seen} of {subscribers} readers within 60 s; {holding} estuaries hold it");
             }
             tokio::time::sleep(Duration::from_millis(2)).await;
         }
