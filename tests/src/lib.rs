@@ -8,3 +8,6 @@ pub mod estuary_scenarios;
 
 /// Host behaviour over HTTP: rotation, large appends, SSE, restarts.
 pub mod host_scenarios;
+
+/// The registry stream of create/delete events over HTTP, for any host.
+pub mod registry_scenarios;

@@ -3,7 +3,8 @@
 //! data crosses many R2 rotations: read-back from every offset with cold
 //! reads proven by `Server-Timing`, a 5 MiB append, SSE through the
 //! hibernating WebSocket bridge (live appends and the closure), fan-out that
-//! survives a reset of the source's object mid-way (test hook), a fork as
+//! survives a reset of the source's object mid-way (test hook), the
+//! registry stream of creations and deletions, a fork as
 //! an estuary's source, queued fan-out above 200 subscribers through
 //! `FANOUT_QUEUE` (retries, dead-letter queue, pruning), then a restart of
 //! `wrangler dev` on the same local state.
@@ -68,6 +69,9 @@ pub fn run() -> Result<()> {
             if answer.status == 200 { Ok(()) } else { Err(format!("reset hook: {}", answer.status)) }
         };
         durable_streams_tests::estuary_scenarios::fanout_survives_reset(&client, "p", "f-", 100, &reset)
+    })?;
+    step("the registry stream of creations and deletions", &|| {
+        durable_streams_tests::registry_scenarios::registry_events(&client, "reg")
     })?;
     step("a fork as an estuary's source", &|| durable_streams_tests::estuary_scenarios::fork_source(&client, "p", "fk-"))?;
     step("queued fan-out to 210 estuaries (retries, dead letter, pruning)", &|| {

@@ -386,7 +386,7 @@ pub enum ReadStreamResponse {
     BadRequest(crate::types::Problem),
     /// `401`: Missing, malformed, expired or invalid credentials.
     Unauthorized(crate::types::Problem),
-    /// `403`: The credentials do not grant this operation on this resource.
+    /// `403`: The credentials do not grant this operation on this resource, or the resource is reserved (writes to a project's `__registry__` stream).
     Forbidden(crate::types::Problem),
     /// `404`: The resource does not exist (or has expired).
     NotFound(crate::types::Problem),
@@ -884,7 +884,7 @@ pub enum HeadStreamResponse {
     Ok(HeadStreamOk),
     /// `401`: Missing, malformed, expired or invalid credentials.
     Unauthorized(crate::types::Problem),
-    /// `403`: The credentials do not grant this operation on this resource.
+    /// `403`: The credentials do not grant this operation on this resource, or the resource is reserved (writes to a project's `__registry__` stream).
     Forbidden(crate::types::Problem),
     /// `404`: The stream does not exist or has expired.
     NotFound,
@@ -1258,7 +1258,7 @@ pub enum CreateStreamResponse {
     BadRequest(crate::types::Problem),
     /// `401`: Missing, malformed, expired or invalid credentials.
     Unauthorized(crate::types::Problem),
-    /// `403`: The credentials do not grant this operation on this resource.
+    /// `403`: The credentials do not grant this operation on this resource, or the resource is reserved (writes to a project's `__registry__` stream).
     Forbidden(crate::types::Problem),
     /// `404`: The fork source does not exist.
     NotFound(crate::types::Problem),
@@ -2302,7 +2302,7 @@ pub enum DeleteStreamResponse {
     NoContent,
     /// `401`: Missing, malformed, expired or invalid credentials.
     Unauthorized(crate::types::Problem),
-    /// `403`: The credentials do not grant this operation on this resource.
+    /// `403`: The credentials do not grant this operation on this resource, or the resource is reserved (writes to a project's `__registry__` stream).
     Forbidden(crate::types::Problem),
     /// `404`: The resource does not exist (or has expired).
     NotFound(crate::types::Problem),
@@ -4099,7 +4099,7 @@ pub enum SubscribeEstuaryResponse {
     BadRequest(crate::types::Problem),
     /// `401`: Missing, malformed, expired or invalid credentials.
     Unauthorized(crate::types::Problem),
-    /// `403`: The credentials do not grant this operation on this resource.
+    /// `403`: The credentials do not grant this operation on this resource, or the resource is reserved (writes to a project's `__registry__` stream).
     Forbidden(crate::types::Problem),
     /// `404`: The resource does not exist (or has expired).
     NotFound(crate::types::Problem),
@@ -4395,7 +4395,7 @@ pub enum UnsubscribeEstuaryResponse {
     BadRequest(crate::types::Problem),
     /// `401`: Missing, malformed, expired or invalid credentials.
     Unauthorized(crate::types::Problem),
-    /// `403`: The credentials do not grant this operation on this resource.
+    /// `403`: The credentials do not grant this operation on this resource, or the resource is reserved (writes to a project's `__registry__` stream).
     Forbidden(crate::types::Problem),
     /// `404`: The resource does not exist (or has expired).
     NotFound(crate::types::Problem),
@@ -4655,7 +4655,7 @@ pub enum GetEstuaryResponse {
     Ok(crate::types::EstuaryInfo),
     /// `401`: Missing, malformed, expired or invalid credentials.
     Unauthorized(crate::types::Problem),
-    /// `403`: The credentials do not grant this operation on this resource.
+    /// `403`: The credentials do not grant this operation on this resource, or the resource is reserved (writes to a project's `__registry__` stream).
     Forbidden(crate::types::Problem),
     /// `404`: The resource does not exist (or has expired).
     NotFound(crate::types::Problem),
@@ -4885,7 +4885,7 @@ pub enum DeleteEstuaryResponse {
     Ok(crate::types::DeleteEstuaryResponse),
     /// `401`: Missing, malformed, expired or invalid credentials.
     Unauthorized(crate::types::Problem),
-    /// `403`: The credentials do not grant this operation on this resource.
+    /// `403`: The credentials do not grant this operation on this resource, or the resource is reserved (writes to a project's `__registry__` stream).
     Forbidden(crate::types::Problem),
     /// `404`: The resource does not exist (or has expired).
     NotFound(crate::types::Problem),
@@ -6109,7 +6109,7 @@ pub enum GetConfigResponse {
     Ok(crate::types::ProjectConfig),
     /// `401`: Missing, malformed, expired or invalid credentials.
     Unauthorized(crate::types::Problem),
-    /// `403`: The credentials do not grant this operation on this resource.
+    /// `403`: The credentials do not grant this operation on this resource, or the resource is reserved (writes to a project's `__registry__` stream).
     Forbidden(crate::types::Problem),
     /// `404`: The resource does not exist (or has expired).
     NotFound(crate::types::Problem),
@@ -6331,7 +6331,7 @@ pub enum PutConfigResponse {
     BadRequest(crate::types::Problem),
     /// `401`: Missing, malformed, expired or invalid credentials.
     Unauthorized(crate::types::Problem),
-    /// `403`: The credentials do not grant this operation on this resource.
+    /// `403`: The credentials do not grant this operation on this resource, or the resource is reserved (writes to a project's `__registry__` stream).
     Forbidden(crate::types::Problem),
 }
 impl PutConfigResponse {

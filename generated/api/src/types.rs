@@ -172,6 +172,140 @@ pub struct PublishResponse {
     /// The source stream's tail after the append.
     pub offset: ::std::string::String,
 }
+/// A message of a project's `__registry__` stream: a stream of the project was created (`operation: insert`, with `value`) or deleted (`operation: delete`).
+#[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+pub struct RegistryEvent {
+    pub headers: RegistryEventHeaders,
+    /// The stream's name within the project.
+    pub key: ::std::string::String,
+    /// Always `stream`.
+    #[serde(rename = "type")]
+    pub type_: RegistryEventType,
+    #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+    pub value: ::std::option::Option<RegistryStreamValue>,
+}
+/// What happened to the stream.
+#[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+pub struct RegistryEventHeaders {
+    pub operation: RegistryEventHeadersOperation,
+}
+/// `RegistryEventHeadersOperation`
+#[derive(
+    ::serde::Deserialize,
+    ::serde::Serialize,
+    Clone,
+    Copy,
+    Debug,
+    Eq,
+    Hash,
+    Ord,
+    PartialEq,
+    PartialOrd
+)]
+pub enum RegistryEventHeadersOperation {
+    #[serde(rename = "insert")]
+    Insert,
+    #[serde(rename = "delete")]
+    Delete,
+}
+impl ::std::fmt::Display for RegistryEventHeadersOperation {
+    fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+        match *self {
+            Self::Insert => f.write_str("insert"),
+            Self::Delete => f.write_str("delete"),
+        }
+    }
+}
+impl ::std::str::FromStr for RegistryEventHeadersOperation {
+    type Err = self::error::ConversionError;
+    fn from_str(
+        value: &str,
+    ) -> ::std::result::Result<Self, self::error::ConversionError> {
+        match value {
+            "insert" => Ok(Self::Insert),
+            "delete" => Ok(Self::Delete),
+            _ => Err("invalid value".into()),
+        }
+    }
+}
+impl ::std::convert::TryFrom<&str> for RegistryEventHeadersOperation {
+    type Error = self::error::ConversionError;
+    fn try_from(
+        value: &str,
+    ) -> ::std::result::Result<Self, self::error::ConversionError> {
+        value.parse()
+    }
+}
+impl ::std::convert::TryFrom<::std::string::String> for RegistryEventHeadersOperation {
+    type Error = self::error::ConversionError;
+    fn try_from(
+        value: ::std::string::String,
+    ) -> ::std::result::Result<Self, self::error::ConversionError> {
+        value.parse()
+    }
+}
+/// Always `stream`.
+#[derive(
+    ::serde::Deserialize,
+    ::serde::Serialize,
+    Clone,
+    Copy,
+    Debug,
+    Eq,
+    Hash,
+    Ord,
+    PartialEq,
+    PartialOrd
+)]
+pub enum RegistryEventType {
+    #[serde(rename = "stream")]
+    Stream,
+}
+impl ::std::fmt::Display for RegistryEventType {
+    fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+        match *self {
+            Self::Stream => f.write_str("stream"),
+        }
+    }
+}
+impl ::std::str::FromStr for RegistryEventType {
+    type Err = self::error::ConversionError;
+    fn from_str(
+        value: &str,
+    ) -> ::std::result::Result<Self, self::error::ConversionError> {
+        match value {
+            "stream" => Ok(Self::Stream),
+            _ => Err("invalid value".into()),
+        }
+    }
+}
+impl ::std::convert::TryFrom<&str> for RegistryEventType {
+    type Error = self::error::ConversionError;
+    fn try_from(
+        value: &str,
+    ) -> ::std::result::Result<Self, self::error::ConversionError> {
+        value.parse()
+    }
+}
+impl ::std::convert::TryFrom<::std::string::String> for RegistryEventType {
+    type Error = self::error::ConversionError;
+    fn try_from(
+        value: ::std::string::String,
+    ) -> ::std::result::Result<Self, self::error::ConversionError> {
+        value.parse()
+    }
+}
+/// The created stream.
+#[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+pub struct RegistryStreamValue {
+    #[serde(rename = "contentType")]
+    pub content_type: ::std::string::String,
+    /// Creation time, milliseconds since the Unix epoch.
+    #[serde(rename = "createdAt")]
+    pub created_at: i64,
+    /// The stream's name within the project.
+    pub path: ::std::string::String,
+}
 /// Release of a held lease.
 #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default, PartialEq)]
 pub struct ReleaseRequest {

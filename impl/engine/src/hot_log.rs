@@ -73,7 +73,7 @@ pub const SCHEMA: &[&str] = &[
 /// Create the tables if needed, and add columns that databases created by
 /// earlier versions lack.
 pub fn migrate(db: &impl SqlExecutor) -> Result<(), StorageError> {
-    for stmt in SCHEMA.iter().chain(crate::estuary::SCHEMA) {
+    for stmt in SCHEMA.iter().chain(crate::estuary::SCHEMA).chain(crate::registry::SCHEMA) {
         db.execute(stmt, &[])?;
     }
     if db.query("SELECT public FROM ds_streams LIMIT 0", &[]).is_err() {

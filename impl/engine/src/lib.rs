@@ -36,6 +36,7 @@ pub mod hot_log;
 pub mod json_mode;
 pub mod offset;
 pub mod producer;
+pub mod registry;
 pub mod segment;
 pub mod sse;
 pub mod storage;

@@ -407,6 +407,7 @@ impl Engine {
         }
         row.closed = req.closed;
         hot_log::update_after_write(db, &row)?;
+        crate::registry::record_insert(db, &row.key, &row.content_type, now_ms)?;
         Ok(CreateOutcome {
             status: CreateStatus::Created,
             content_type: row.content_type,
@@ -634,6 +635,7 @@ impl Engine {
             live_stream(db, key, now_ms)?;
             if hot_log::fork_refcount(db, key)? > 0 {
                 hot_log::set_soft_deleted(db, key)?;
+                crate::registry::record_delete(db, key)?;
                 return Ok(DeleteOutcome { status: DeleteStatus::SoftDeleted, garbage: Vec::new(), removed: vec![key.to_owned()] });
             }
             let (garbage, removed) = purge_cascade(db, key, now_ms)?;
@@ -708,6 +710,10 @@ fn purge_cascade(db: &impl SqlExecutor, key: &str, now_ms: i64) -> Result<(Vec<S
     let mut depth = 0;
     while let Some(k) = next.take() {
         let Some(s) = hot_log::load_stream(db, &k)? else { break };
+        if !s.soft_deleted {
+            // A soft-deleted stream was announced when it was deleted.
+            crate::registry::record_delete(db, &k)?;
+        }
         garbage.extend(hot_log::delete_stream(db, &k)?);
         removed.push(k);
         depth += 1;

@@ -64,7 +64,7 @@ impl Default for ServerConfig {
             durability: Durability::Fsync,
             batch_max_ops: 512,
             writer_queue_max: 16_384,
-            read_connections: 4,
+            read_connections: std::thread::available_parallelism().map_or(2, |n| n.get()).clamp(2, 8),
             waiters_per_stream_max: 10_000,
             sse_clients_max: 10_000,
             estuary_ttl: Duration::from_secs(86_400),

@@ -104,6 +104,9 @@ impl WriterHandle {
     }
 }
 
+/// Registry events moved per group commit (a batch creates or deletes far fewer streams).
+const REGISTRY_EVENTS_PER_BATCH: u64 = 4096;
+
 /// Open (and migrate) the database for writing.
 pub fn open_write_connection(path: &Path, durability: Durability) -> Result<Connection, StorageError> {
     let conn = Connection::open(path).map_err(|e| StorageError::new(e.to_string()))?;
@@ -169,8 +172,19 @@ fn run(
         }
         let now = now_ms();
         let done: Vec<Done> = batch.drain(..).map(|op| apply(&engine, &conn, op, now)).collect();
+        // Registry events of this batch's creations and deletions reach their
+        // registry streams in the same commit (a failure leaves them queued
+        // for the next batch).
+        let registry = durable_streams_engine::registry::drain_local(&engine, &conn, REGISTRY_EVENTS_PER_BATCH, now)
+            .unwrap_or_else(|e| {
+                tracing::warn!(error = %e, "moving registry events failed; retried with the next batch");
+                Vec::new()
+            });
         match conn.execute_batch("COMMIT") {
             Ok(()) => {
+                for key in &registry {
+                    waiters.notify(key);
+                }
                 let mut appended = false;
                 for d in done {
                     appended |= finish(d, waiters);

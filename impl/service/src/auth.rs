@@ -63,7 +63,21 @@ impl<A: Authorizer> Gate for AuthGate<A> {
             now_secs: ctx.now_ms / 1000,
         };
         let caller = self.authorizer.authorize(&request)?;
+        refuse_reserved_write(&access)?;
         caller.apply(ctx);
         Ok(())
     }
+}
+
+/// Reserved streams: a project's registry stream (`__registry__`) is
+/// written by the service alone (its create/delete events); clients may
+/// read it and subscribe estuaries to it, never create, append to or delete
+/// it (`403`).
+pub fn refuse_reserved_write(access: &Access) -> Result<(), ApiError> {
+    use durable_streams_api::router::OperationId::*;
+    let writes = matches!(access.operation, CreateStream | AppendStream | DeleteStream | LegacyPublish);
+    if writes && access.stream.as_deref() == Some(durable_streams_engine::registry::REGISTRY_STREAM) {
+        return Err(Problem::forbidden("reserved stream: the registry is written by the service only").into());
+    }
+    Ok(())
 }

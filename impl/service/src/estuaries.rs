@@ -43,9 +43,10 @@ fn bad_request(detail: &str) -> Problem {
 
 /// An estuary id is one safe path segment: `[A-Za-z0-9._~:-]`, 1–128 bytes
 /// (`:` for the legacy `session:{id}` estuaries).
+/// The registry stream's name is reserved (an estuary is a stream it would write).
 pub fn valid_estuary_id(id: &str) -> bool {
     let unprefixed = id.strip_prefix("session:").unwrap_or(id);
-    valid_project_name(unprefixed) && id.len() <= 128
+    valid_project_name(unprefixed) && id.len() <= 128 && id != durable_streams_engine::registry::REGISTRY_STREAM
 }
 
 /// The source stream's key, or why the path is not one.

@@ -17,6 +17,7 @@ mod do_sql;
 mod estuaries;
 mod fanout;
 mod projects;
+mod registry;
 mod stream_do;
 
 use async_trait::async_trait;
@@ -884,7 +885,9 @@ impl DurableObject for StreamDO {
             if let Some(response) = fanout::handle_internal(&host, &op, request.body()).await {
                 return response;
             }
-            return estuaries::handle_internal(&host, &op, request.body()).await;
+            let response = estuaries::handle_internal(&host, &op, request.body()).await;
+            host.start_registry(); // an estuary created or deleted its stream
+            return response;
         }
         let request = match self.route(&host, request).await? {
             Ok(response) => return Ok(response),
@@ -899,8 +902,9 @@ impl DurableObject for StreamDO {
         let header = |name: &str| request.headers().get(name).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
         let mut ctx = RequestContext::new(header(REQUEST_ID_HEADER), now_ms(), header(BASE_URL_HEADER));
         durable_streams_service::forwarded::decode(&header(durable_streams_service::forwarded::CALLER_HEADER), &mut ctx);
-        let service = durable_streams_service::StreamsService::new(stream_do::RequestHost::new(host));
+        let service = durable_streams_service::StreamsService::new(stream_do::RequestHost::new(host.clone()));
         let mut response = durable_streams_api::handle(&service, &ServiceConfig::default(), ctx, request).await;
+        host.start_registry(); // a stream was created or deleted
         // Tell a forwarding object which object answered for the family.
         if let Some(root) = root {
             response.headers_mut().insert(FAMILY_ROOT_HEADER, root);

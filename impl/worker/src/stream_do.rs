@@ -35,6 +35,9 @@ use crate::estuaries::Drained;
 /// Streams of this object that live in another object (their fork family's).
 const ALIAS_SCHEMA: &str =
     "CREATE TABLE IF NOT EXISTS ds_alias (stream_key TEXT PRIMARY KEY, root TEXT NOT NULL) WITHOUT ROWID";
+/// The `draining` entry of the registry mover (never a stream key: it has no `/`).
+const REGISTRY_DRAIN: &str = "registry";
+
 /// Counters of this object's work (fan-out rounds, jobs, dead letters) and
 /// test-hook switches; stored, so they survive the object being evicted.
 const COUNTERS_SCHEMA: &str =
@@ -371,6 +374,42 @@ impl DoHost {
         }
     }
 
+    /// This object's id (hex).
+    pub fn object_id(&self) -> String {
+        self.0.state.id().to_string()
+    }
+
+    /// Moves pending registry events to their registry streams unless a
+    /// move runs already; the alarm, armed first, retries a failure.
+    pub fn start_registry(&self) {
+        if !durable_streams_engine::registry::pending(&self.0.sql, 1).is_ok_and(|p| !p.is_empty()) {
+            return;
+        }
+        if !self.0.draining.borrow_mut().insert(REGISTRY_DRAIN.to_owned()) {
+            self.0.redrain.borrow_mut().insert(REGISTRY_DRAIN.to_owned());
+            return;
+        }
+        let host = self.clone();
+        worker::wasm_bindgen_futures::spawn_local(async move {
+            let generation = host.generation();
+            if let Err(error) = host.arm_alarm(crate::estuaries::retry_at()).await {
+                worker::console_warn!("arming the registry alarm failed: {error}");
+            }
+            let env = host.0.env.clone();
+            let done = crate::registry::drain(&host, &env).await;
+            if host.generation() != generation {
+                return;
+            }
+            host.0.draining.borrow_mut().remove(REGISTRY_DRAIN);
+            let again = host.0.redrain.borrow_mut().remove(REGISTRY_DRAIN);
+            match done {
+                Ok(_) if again => host.start_registry(),
+                Ok(_) => {}
+                Err(error) => worker::console_warn!("moving registry events failed: {error}; the alarm retries"),
+            }
+        });
+    }
+
     /// The worker's environment (bindings, variables).
     pub fn env(&self) -> &Env {
         &self.0.env
@@ -579,6 +618,15 @@ impl DoHost {
             fanout_again = [fanout_again, at].into_iter().flatten().min();
         }
         let swept = self.0.engine.sweep_expired(&self.0.sql, now, SWEEP_PER_ALARM).map_err(engine_storage)?;
+        // Registry events of the deletions above, and of any earlier move that failed.
+        if !self.0.draining.borrow().contains(REGISTRY_DRAIN) {
+            self.0.draining.borrow_mut().insert(REGISTRY_DRAIN.to_owned());
+            let moved = crate::registry::drain(self, &self.0.env).await;
+            self.0.draining.borrow_mut().remove(REGISTRY_DRAIN);
+            if !matches!(moved, Ok(true)) {
+                fanout_again = [fanout_again, Some(crate::estuaries::retry_at())].into_iter().flatten().min();
+            }
+        }
         let more = more || swept.removed.len() as u64 >= SWEEP_PER_ALARM;
         if !swept.removed.is_empty() {
             for key in &swept.removed {

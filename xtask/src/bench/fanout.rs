@@ -1,7 +1,9 @@
-//! `cargo xtask bench fanout [--hosts native,worker] [--subscribers 10,250,1000] [--publishes N]`
+//! `cargo xtask bench fanout [--hosts native,worker] [--subscribers 10,250,1000]
+//! [--readers sse,long-poll] [--publishes N]`
 //!
 //! Publish → seen-by-all latency of estuary fan-out: one source, N
-//! subscribed estuaries, each followed by its own long-poll reader. A
+//! subscribed estuaries, each followed by its own live reader — an SSE
+//! connection, or a long-poll loop (one new request per message). A
 //! publish's latency is the time from sending it to the moment the last of
 //! the N readers has it. Reported: p50 / p95 / max over the publishes.
 
@@ -32,6 +34,16 @@ pub fn cli(mut a: Args) -> Result<()> {
         .map(|s| s.parse().context("--subscribers"))
         .collect::<Result<_>>()?;
     let publishes: usize = a.opt("--publishes")?.map(|s| s.parse()).transpose()?.unwrap_or(20);
+    let readers: Vec<Reader> = a
+        .opt("--readers")?
+        .unwrap_or_else(|| "sse,long-poll".into())
+        .split(',')
+        .map(|r| match r {
+            "sse" => Ok(Reader::Sse),
+            "long-poll" => Ok(Reader::LongPoll),
+            other => Err(anyhow::anyhow!("unknown reader `{other}` (sse, long-poll)")),
+        })
+        .collect::<Result<_>>()?;
     a.finish()?;
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     let mut rows = Vec::new();
@@ -59,25 +71,108 @@ pub fn cli(mut a: Args) -> Result<()> {
             }
             other => bail!("unknown host `{other}` (native, worker)"),
         };
-        for &n in &subscribers {
-            eprint!("fanout {host} {n} subscribers ... ");
-            runs += 1;
-            let tag = format!("{host}{n}x{}r{runs}", std::process::id());
-            let result = rt.block_on(run(port, n, publishes, &tag));
-            match result {
-                Ok(latencies) => {
-                    let (p50, p95, max) = summary(latencies.clone());
-                    eprintln!("p50 {p50:.1} ms, p95 {p95:.1} ms, max {max:.1} ms");
-                    rows.push((host.to_owned(), n, p50, p95, max, latencies.len()));
+        for &reader in &readers {
+            for &n in &subscribers {
+                eprint!("fanout {host} {n} subscribers, {} readers ... ", reader.name());
+                runs += 1;
+                let tag = format!("{host}{n}x{}r{runs}", std::process::id());
+                let result = rt.block_on(run(port, n, publishes, reader, &tag));
+                match result {
+                    Ok(latencies) => {
+                        let (p50, p95, max) = summary(latencies.clone());
+                        eprintln!("p50 {p50:.1} ms, p95 {p95:.1} ms, max {max:.1} ms");
+                        rows.push((host.to_owned(), reader.name(), n, p50, p95, max, latencies.len()));
+                    }
+                    Err(e) => eprintln!("FAILED: {e:#}"),
                 }
-                Err(e) => eprintln!("FAILED: {e:#}"),
             }
         }
         stop();
     }
-    println!("\n| host | subscribers | publishes | p50 ms | p95 ms | max ms |\n|---|---:|---:|---:|---:|---:|");
-    for (host, n, p50, p95, max, count) in rows {
-        println!("| {host} | {n} | {count} | {p50:.1} | {p95:.1} | {max:.1} |");
+    println!("\n| host | readers | subscribers | publishes | p50 ms | p95 ms | max ms |\n|---|---|---:|---:|---:|---:|---:|");
+    for (host, reader, n, p50, p95, max, count) in rows {
+        println!("| {host} | {reader} | {n} | {count} | {p50:.1} | {p95:.1} | {max:.1} |");
+    }
+    Ok(())
+}
+
+/// How each subscriber follows its estuary.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Reader {
+    /// One SSE response per reader (reconnecting when the server ends it).
+    Sse,
+    /// A long-poll loop: one request per message.
+    LongPoll,
+}
+
+impl Reader {
+    fn name(self) -> &'static str {
+        match self {
+            Reader::Sse => "sse",
+            Reader::LongPoll => "long-poll",
+        }
+    }
+}
+
+/// Records that a reader received `count` more publishes (in order).
+fn arrived(trials: &Mutex<Vec<Trial>>, received: &mut usize, count: usize, at: Instant) -> Result<()> {
+    let mut t = trials.lock().map_err(|_| anyhow::anyhow!("poisoned"))?;
+    let total = t.len();
+    for k in *received..(*received + count).min(total) {
+        t[k].seen += 1;
+        t[k].last = Some(at);
+    }
+    *received += count;
+    Ok(())
+}
+
+/// Follows `path` over SSE from `offset` until `publishes` arrived or `stop`.
+async fn follow_sse(
+    addr: std::net::SocketAddr,
+    path: &str,
+    mut offset: String,
+    publishes: usize,
+    trials: &Mutex<Vec<Trial>>,
+    stop: &AtomicBool,
+) -> Result<()> {
+    use http_body_util::BodyExt;
+    let mut received = 0usize;
+    while !stop.load(Ordering::Relaxed) && received < publishes {
+        let mut conn = Conn::connect(addr).await?;
+        let url = format!("{path}?offset={}&live=sse", encode_query(&offset));
+        let resp = conn.send(Method::GET, &url, &[("accept", "text/event-stream")], Bytes::new()).await?;
+        if !resp.status().is_success() {
+            bail!("SSE GET {path}: {}", resp.status());
+        }
+        let mut body = resp.into_body();
+        let mut buf: Vec<u8> = Vec::new();
+        while let Some(frame) = body.frame().await {
+            let Ok(data) = frame?.into_data() else { continue };
+            let at = Instant::now();
+            buf.extend_from_slice(&data);
+            // Whole events only (separated by a blank line).
+            while let Some(end) = buf.windows(2).position(|w| w == b"\n\n") {
+                let event: Vec<u8> = buf.drain(..end + 2).collect();
+                let text = String::from_utf8_lossy(&event);
+                let kind = text.lines().find_map(|l| l.strip_prefix("event:")).map(str::trim).unwrap_or("data");
+                let data: String = text.lines().filter_map(|l| l.strip_prefix("data:")).collect::<Vec<_>>().join("\n");
+                if kind == "control" {
+                    if let Ok(v) = serde_json::from_str::<serde_json::Value>(data.trim()) {
+                        if let Some(o) = v.get("streamNextOffset").and_then(|o| o.as_str()) {
+                            offset = o.to_owned();
+                        }
+                    }
+                } else {
+                    let count = data.bytes().filter(|b| *b == b';').count();
+                    if count > 0 {
+                        arrived(trials, &mut received, count, at)?;
+                    }
+                }
+            }
+            if received >= publishes || stop.load(Ordering::Relaxed) {
+                return Ok(());
+            }
+        }
     }
     Ok(())
 }
@@ -88,7 +183,7 @@ fn summary(mut v: Vec<f64>) -> (f64, f64, f64) {
     (at(0.5), at(0.95), v.last().copied().unwrap_or(f64::NAN))
 }
 
-async fn run(port: u16, subscribers: usize, publishes: usize, tag: &str) -> Result<Vec<f64>> {
+async fn run(port: u16, subscribers: usize, publishes: usize, reader: Reader, tag: &str) -> Result<Vec<f64>> {
     let addr = ([127, 0, 0, 1], port).into();
     let mut admin = Conn::connect(addr).await?;
     let source = format!("/v1/stream/bench/{tag}-src");
@@ -116,6 +211,9 @@ async fn run(port: u16, subscribers: usize, publishes: usize, tag: &str) -> Resu
             let head = conn.call(Method::HEAD, &path, &[], Bytes::new()).await?;
             let mut offset = head.header("stream-next-offset").context("HEAD without Stream-Next-Offset")?.to_owned();
             ready.fetch_add(1, Ordering::Relaxed);
+            if reader == Reader::Sse {
+                return follow_sse(addr, &path, offset, publishes, &trials, &stop).await;
+            }
             let mut received = 0usize;
             while !stop.load(Ordering::Relaxed) && received < publishes {
                 let url = format!("{path}?offset={}&live=long-poll", encode_query(&offset));
@@ -126,12 +224,7 @@ async fn run(port: u16, subscribers: usize, publishes: usize, tag: &str) -> Resu
                 }
                 if r.status == 200 {
                     let count = r.body.iter().filter(|b| **b == b';').count();
-                    let mut t = trials.lock().map_err(|_| anyhow::anyhow!("poisoned"))?;
-                    for k in received..(received + count).min(publishes) {
-                        t[k].seen += 1;
-                        t[k].last = Some(arrived);
-                    }
-                    received += count;
+                    self::arrived(&trials, &mut received, count, arrived)?;
                 }
             }
             anyhow::Ok(())
