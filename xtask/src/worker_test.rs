@@ -70,6 +70,19 @@ pub fn run() -> Result<()> {
         };
         durable_streams_tests::estuary_scenarios::fanout_survives_reset(&client, "p", "f-", 100, &reset)
     })?;
+    step("queued fan-out to 1,000 estuaries survives a reset of the source's object", &|| {
+        let reset = || {
+            let answer = durable_streams_tests::auth_matrix::send(&base, "POST", "/_test/reset/p/fq-burst", &[], b"")?;
+            if answer.status == 200 { Ok(()) } else { Err(format!("reset hook: {}", answer.status)) }
+        };
+        durable_streams_tests::estuary_scenarios::fanout_survives_reset(&client, "p", "fq-", 1000, &reset)?;
+        let stats = durable_streams_tests::auth_matrix::send(&base, "POST", "/_test/fanout-stats/p/fq-burst", &[], b"")?;
+        let stats: serde_json::Value = serde_json::from_slice(&stats.body).map_err(|e| e.to_string())?;
+        if stats["queuedJobs"].as_u64().unwrap_or(0) == 0 {
+            return Err(format!("the fan-out to 1,000 estuaries did not go through the queue: {stats}"));
+        }
+        Ok(())
+    })?;
     step("the registry stream of creations and deletions", &|| {
         durable_streams_tests::registry_scenarios::registry_events(&client, "reg")
     })?;
