@@ -128,6 +128,9 @@ fn analytics_points(client: &Client, base: &str) -> Result<(), String> {
     let subscribe = "/v1/estuary/subscribe/p/an-src";
     let body = br#"{"estuaryId":"an-est"}"#;
     ok(client.call("POST", subscribe, &[("Content-Type", "application/json")], body)?, "subscribe")?;
+    // One subscriber: an inline fan-out.
+    ok(client.call("POST", "/v1/stream/p/an-src", &[("Content-Type", "text/plain")], b"again")?, "publish to a subscriber")?;
+    client.wait_for("/v1/stream/p/an-est", b"again", std::time::Duration::from_secs(15))?;
     ok(client.call("DELETE", subscribe, &[("Content-Type", "application/json")], body)?, "unsubscribe")?;
     ok(client.call("PUT", "/v1/stream/p/an-ttl", &[("Content-Type", "text/plain"), ("Stream-TTL", "1")], b"")?, "create with TTL")?;
     let wanted: &[(&str, &[&str])] = &[
@@ -135,7 +138,7 @@ fn analytics_points(client: &Client, base: &str) -> Result<(), String> {
         ("publish", &["p/an-src"]),
         ("publish_error", &["p/an-src", "409"]),
         ("publish_error", &["p/qf-q0", "503"]),
-        ("fanout", &["inline", "p/f-burst"]),
+        ("fanout", &["inline", "p/an-src"]),
         ("fanout", &["queued", "p/qf-hot"]),
         ("fanout", &["job", "p/qf-hot"]),
         ("fanout", &["dead_letter", "p/qf-hot"]),

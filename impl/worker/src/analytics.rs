@@ -12,18 +12,19 @@
 //! | `cleanup` | category, what (`estuary_expired`, `stream_expired`), key | count |
 //!
 //! The index of every point is its category. With `TEST_HOOKS=1` the
-//! points are also kept in memory (the newest [`RECORDED_MAX`]) and served
-//! at `/_test/analytics`, so tests can see what was written.
+//! points are also kept in memory (the newest [`RECORDED_MAX`] of each
+//! category) and served at `/_test/analytics`, so tests can see what was
+//! written.
 
 use std::cell::RefCell;
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 
 use worker::{AnalyticsEngineDataPointBuilder, Env};
 
 /// The Analytics Engine dataset binding.
 pub const BINDING: &str = "METRICS";
-/// Points kept in memory for the test hook.
-pub const RECORDED_MAX: usize = 10_000;
+/// Points kept in memory per category for the test hook.
+pub const RECORDED_MAX: usize = 2_000;
 
 /// The categories of data points.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,7 +53,7 @@ impl Category {
 }
 
 thread_local! {
-    static RECORDED: RefCell<VecDeque<serde_json::Value>> = const { RefCell::new(VecDeque::new()) };
+    static RECORDED: RefCell<BTreeMap<&'static str, VecDeque<serde_json::Value>>> = const { RefCell::new(BTreeMap::new()) };
 }
 
 /// Writes one data point: `blobs` after the category, then `doubles`.
@@ -72,6 +73,7 @@ pub fn write(env: &Env, category: Category, blobs: &[&str], doubles: &[f64]) {
     if test_hooks(env) {
         RECORDED.with(|recorded| {
             let mut recorded = recorded.borrow_mut();
+            let recorded = recorded.entry(category.as_str()).or_default();
             if recorded.len() >= RECORDED_MAX {
                 recorded.pop_front();
             }
@@ -90,5 +92,5 @@ fn test_hooks(env: &Env) -> bool {
 
 /// The points recorded in this isolate (`TEST_HOOKS=1` only).
 pub fn recorded() -> Vec<serde_json::Value> {
-    RECORDED.with(|recorded| recorded.borrow().iter().cloned().collect())
+    RECORDED.with(|recorded| recorded.borrow().values().flat_map(|points| points.iter().cloned()).collect())
 }
