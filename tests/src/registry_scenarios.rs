@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use crate::estuary_scenarios::Client;
+use crate::estuary_scenarios::{Client, Hook};
 
 fn check(condition: bool, what: impl Into<String>) -> Result<(), String> {
     if condition {
@@ -20,7 +20,12 @@ fn check(condition: bool, what: impl Into<String>) -> Result<(), String> {
 /// The registry's events with `createdAt` replaced by `0` (it is the
 /// host's clock), and whether every insert carried a positive one.
 fn events(c: &Client, project: &str) -> Result<Vec<Value>, String> {
-    let (status, body) = c.read_all(&format!("/v1/stream/{project}/__registry__"))?;
+    events_at(c, &format!("/v1/stream/{project}/__registry__"))
+}
+
+/// [`events`] of any JSON stream of registry events (an estuary's).
+fn events_at(c: &Client, path: &str) -> Result<Vec<Value>, String> {
+    let (status, body) = c.read_all(path)?;
     if status == 404 {
         return Ok(Vec::new());
     }
@@ -59,8 +64,11 @@ fn wait_for_events(c: &Client, project: &str, want: &[Value], within: Duration) 
 }
 
 /// Creations (plain, JSON, a fork), an idempotent re-creation (no event),
-/// a deletion, a stream that expires; a live long-poll sees a later
-/// creation; writes to the registry are `403`. `project` must be unused.
+/// a deletion, a stream that expires; a fork in another project (the
+/// project `{project}-x`), announced in that project's registry; an
+/// estuary subscribed to the registry (its own stream is a creation too)
+/// receives later events; a live long-poll sees a later creation; writes
+/// to the registry are `403`. `project` and `{project}-x` must be unused.
 pub fn registry_events(c: &Client, project: &str) -> Result<(), String> {
     let path = |name: &str| format!("/v1/stream/{project}/{name}");
     let put = |name: &str, headers: &[(&str, &str)]| -> Result<u16, String> { Ok(c.call("PUT", &path(name), headers, b"")?.status) };
@@ -83,6 +91,19 @@ pub fn registry_events(c: &Client, project: &str) -> Result<(), String> {
     want.push(delete("t"));
     wait_for_events(c, project, &want, Duration::from_secs(30))?;
 
+    // A fork in another project: its events go to that project's registry
+    // (on Workers from the source's object, which now sends to two
+    // registries, each numbered from 0), and the source's go on.
+    let other = format!("{project}-x");
+    let fork_path = format!("/v1/stream/{other}/g");
+    let answer = c.call("PUT", &fork_path, &[("Content-Type", "text/plain"), ("Stream-Forked-From", source.as_str())], b"")?;
+    check(answer.status == 201, format!("create the fork {other}/g: {}", answer.status))?;
+    check(c.call("DELETE", &fork_path, &[], b"")?.status == 204, "delete the fork in the other project")?;
+    check(c.call("DELETE", &source, &[], b"")?.status == 204, "delete a (its fork f keeps its data)")?;
+    wait_for_events(c, &other, &[insert("g", "text/plain"), delete("g")], Duration::from_secs(15))?;
+    want.push(delete("a"));
+    wait_for_events(c, project, &want, Duration::from_secs(15))?;
+
     // Reserved: no client writes, whatever the method.
     let registry = path("__registry__");
     for (method, content_type) in [("PUT", "application/json"), ("POST", "application/json"), ("DELETE", "")] {
@@ -99,6 +120,17 @@ pub fn registry_events(c: &Client, project: &str) -> Result<(), String> {
         br#"{"estuaryId":"__registry__"}"#,
     )?;
     check(answer.status == 400, format!("an estuary named __registry__ answered {}", answer.status))?;
+
+    // An estuary subscribed to the registry: its stream's creation is an event.
+    let answer = c.call(
+        "POST",
+        &format!("/v1/estuary/subscribe/{project}/__registry__"),
+        &[("Content-Type", "application/json")],
+        br#"{"estuaryId":"watch"}"#,
+    )?;
+    check(answer.status == 200, format!("subscribing an estuary to the registry answered {}", answer.status))?;
+    want.push(insert("watch", "application/json"));
+    wait_for_events(c, project, &want, Duration::from_secs(15))?;
 
     // Live: a long-poll at the tail sees the next creation.
     let head = c.call("HEAD", &registry, &[], b"")?;
@@ -117,5 +149,61 @@ pub fn registry_events(c: &Client, project: &str) -> Result<(), String> {
     }
     check(live == json!([insert("late", "text/plain")]), format!("live registry event: {live}"))?;
     want.push(insert("late", "text/plain"));
-    wait_for_events(c, project, &want, Duration::from_secs(5))
+    wait_for_events(c, project, &want, Duration::from_secs(5))?;
+
+    // The estuary got what the registry received after the subscription.
+    let estuary = path("watch");
+    let started = Instant::now();
+    loop {
+        let have = events_at(c, &estuary)?;
+        let wanted = insert("late", "text/plain");
+        if have.last() == Some(&wanted) {
+            let earlier: Vec<&Value> = have.iter().filter(|e| e["key"] != json!("watch")).collect();
+            check(earlier == vec![&wanted], format!("the registry's estuary holds {have:?}"))?;
+            return Ok(());
+        }
+        if started.elapsed() > Duration::from_secs(15) {
+            return Err(format!("the registry's estuary holds {have:?}, not the creation of late"));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// A registry whose appends fail (`503`, a test hook): the stream objects
+/// keep their events and retry from their alarms, and once the registry
+/// works again every event arrives once, in order. `hook(op, stream)` runs
+/// a test hook (`fail-appends` / `heal-appends`) on a stream's object.
+/// `project` must be unused.
+pub fn registry_retried_after_failure(c: &Client, project: &str, hook: Hook<'_>) -> Result<(), String> {
+    let registry = format!("{project}/__registry__");
+    hook("fail-appends", &registry)?;
+    let path = |name: &str| format!("/v1/stream/{project}/{name}");
+    check(c.call("PUT", &path("one"), &[("Content-Type", "text/plain")], b"")?.status == 201, "create one")?;
+    check(c.call("PUT", &path("two"), &[("Content-Type", "application/json")], b"")?.status == 201, "create two")?;
+    check(c.call("DELETE", &path("one"), &[], b"")?.status == 204, "delete one")?;
+    std::thread::sleep(Duration::from_millis(1500));
+    check(events(c, project)?.is_empty(), "events reached a registry whose appends fail")?;
+    hook("heal-appends", &registry)?;
+    // Nothing else touches these objects: only their alarms can move the
+    // events. Each stream's events in order (two objects: no order between them).
+    let of = |events: &[Value], key: &str| -> Vec<Value> { events.iter().filter(|e| e["key"] == json!(key)).cloned().collect() };
+    let settled = |events: &[Value]| {
+        events.len() == 3
+            && of(events, "one") == [insert("one", "text/plain"), delete("one")]
+            && of(events, "two") == [insert("two", "application/json")]
+    };
+    let started = Instant::now();
+    loop {
+        let have = events(c, project)?;
+        if settled(&have) {
+            break;
+        }
+        if started.elapsed() > Duration::from_secs(30) || have.len() > 3 {
+            return Err(format!("registry of {project} after it healed: {have:?}"));
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    std::thread::sleep(Duration::from_secs(6)); // a later alarm moves nothing twice
+    let have = events(c, project)?;
+    check(settled(&have), format!("registry of {project} later: {have:?}"))
 }

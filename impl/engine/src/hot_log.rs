@@ -80,6 +80,7 @@ pub fn migrate(db: &impl SqlExecutor) -> Result<(), StorageError> {
         db.execute("ALTER TABLE ds_streams ADD COLUMN public INTEGER NOT NULL DEFAULT 0", &[])?;
     }
     crate::estuary::migrate_columns(db)?;
+    crate::registry::migrate_columns(db)?;
     Ok(())
 }
 

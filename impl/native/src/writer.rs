@@ -104,8 +104,11 @@ impl WriterHandle {
     }
 }
 
-/// Registry events moved per group commit (a batch creates or deletes far fewer streams).
-const REGISTRY_EVENTS_PER_BATCH: u64 = 4096;
+/// Registry events moved per round, and rounds per group commit: a batch
+/// whose creations and deletions make more leaves the rest to the next
+/// batch (the sweeper writes one every second).
+const REGISTRY_EVENTS_PER_ROUND: u64 = 256;
+const REGISTRY_ROUNDS_PER_BATCH: usize = 16;
 
 /// Open (and migrate) the database for writing.
 pub fn open_write_connection(path: &Path, durability: Durability) -> Result<Connection, StorageError> {
@@ -172,20 +175,14 @@ fn run(
         }
         let now = now_ms();
         let done: Vec<Done> = batch.drain(..).map(|op| apply(&engine, &conn, op, now)).collect();
-        // Registry events of this batch's creations and deletions reach their
-        // registry streams in the same commit (a failure leaves them queued
-        // for the next batch).
-        let registry = durable_streams_engine::registry::drain_local(&engine, &conn, REGISTRY_EVENTS_PER_BATCH, now)
-            .unwrap_or_else(|e| {
-                tracing::warn!(error = %e, "moving registry events failed; retried with the next batch");
-                Vec::new()
-            });
+        let registry = move_registry_events(&engine, &conn, now);
         match conn.execute_batch("COMMIT") {
             Ok(()) => {
                 for key in &registry {
                     waiters.notify(key);
+                    waiters.mark_appended(key);
                 }
-                let mut appended = false;
+                let mut appended = !registry.is_empty();
                 for d in done {
                     appended |= finish(d, waiters);
                 }
@@ -206,6 +203,33 @@ fn run(
         tracing::trace!(ops = size, elapsed_us = started.elapsed().as_micros() as u64, "group commit");
     }
     tracing::info!("writer stopped");
+}
+
+/// Moves the registry events of this batch's creations and deletions to
+/// their registry streams in the batch's transaction, in rounds; a failed
+/// round is rolled back alone and its events wait for the next batch.
+/// Returns the registry streams that grew.
+fn move_registry_events(engine: &Engine, conn: &Connection, now: i64) -> Vec<String> {
+    let mut grew: Vec<String> = Vec::new();
+    for _ in 0..REGISTRY_ROUNDS_PER_BATCH {
+        match durable_streams_engine::registry::drain_local(engine, conn, REGISTRY_EVENTS_PER_ROUND, now) {
+            Ok(moved) => {
+                for key in moved.grew {
+                    if !grew.contains(&key) {
+                        grew.push(key);
+                    }
+                }
+                if (moved.events as u64) < REGISTRY_EVENTS_PER_ROUND {
+                    break;
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "moving registry events failed; retried with the next batch");
+                break;
+            }
+        }
+    }
+    grew
 }
 
 fn apply(engine: &Engine, conn: &Connection, op: Op, now: i64) -> Done {
