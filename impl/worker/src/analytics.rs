@@ -11,6 +11,8 @@
 //! | `estuary` | category, action (`created`, `deleted`), estuary | 1 |
 //! | `cleanup` | category, what (`estuary_expired`, `stream_expired`), key | count |
 //!
+//! `ANALYTICS=0` turns the writes off (local runs: `wrangler dev` forwards
+//! every point to a local service, which costs each request a round trip).
 //! The index of every point is its category. With `TEST_HOOKS=1` the
 //! points are also kept in memory (the newest [`RECORDED_MAX`] of each
 //! category) and served at `/_test/analytics`, so tests can see what was
@@ -58,7 +60,8 @@ thread_local! {
 
 /// Writes one data point: `blobs` after the category, then `doubles`.
 pub fn write(env: &Env, category: Category, blobs: &[&str], doubles: &[f64]) {
-    if let Ok(dataset) = env.analytics_engine(BINDING) {
+    let enabled = !env.var("ANALYTICS").is_ok_and(|v| v.to_string() == "0");
+    if let Some(dataset) = enabled.then(|| env.analytics_engine(BINDING).ok()).flatten() {
         let mut point = AnalyticsEngineDataPointBuilder::new().indexes([category.as_str()]).add_blob(category.as_str());
         for blob in blobs {
             point = point.add_blob(*blob);

@@ -903,8 +903,11 @@ impl DurableObject for StreamDO {
         let mut ctx = RequestContext::new(header(REQUEST_ID_HEADER), now_ms(), header(BASE_URL_HEADER));
         durable_streams_service::forwarded::decode(&header(durable_streams_service::forwarded::CALLER_HEADER), &mut ctx);
         let service = durable_streams_service::StreamsService::new(stream_do::RequestHost::new(host.clone()));
+        let changes_streams = matches!(*request.method(), http::Method::PUT | http::Method::DELETE);
         let mut response = durable_streams_api::handle(&service, &ServiceConfig::default(), ctx, request).await;
-        host.start_registry(); // a stream was created or deleted
+        if changes_streams {
+            host.start_registry(); // a stream was created or deleted
+        }
         // Tell a forwarding object which object answered for the family.
         if let Some(root) = root {
             response.headers_mut().insert(FAMILY_ROOT_HEADER, root);

@@ -380,7 +380,11 @@ impl DoHost {
     }
 
     /// Moves pending registry events to their registry streams unless a
-    /// move runs already; the alarm, armed first, retries a failure.
+    /// move runs already; a failure arms the alarm to retry. (Not armed
+    /// beforehand: that would cost every creation two storage operations and
+    /// a later alarm run. If the object dies mid-move, the events wait in
+    /// its outbox for its next request or alarm — delivered late, never lost
+    /// or doubled.)
     pub fn start_registry(&self) {
         if !durable_streams_engine::registry::pending(&self.0.sql, 1).is_ok_and(|p| !p.is_empty()) {
             return;
@@ -392,9 +396,6 @@ impl DoHost {
         let host = self.clone();
         worker::wasm_bindgen_futures::spawn_local(async move {
             let generation = host.generation();
-            if let Err(error) = host.arm_alarm(crate::estuaries::retry_at()).await {
-                worker::console_warn!("arming the registry alarm failed: {error}");
-            }
             let env = host.0.env.clone();
             let done = crate::registry::drain(&host, &env).await;
             if host.generation() != generation {
@@ -403,9 +404,16 @@ impl DoHost {
             host.0.draining.borrow_mut().remove(REGISTRY_DRAIN);
             let again = host.0.redrain.borrow_mut().remove(REGISTRY_DRAIN);
             match done {
-                Ok(_) if again => host.start_registry(),
-                Ok(_) => {}
-                Err(error) => worker::console_warn!("moving registry events failed: {error}; the alarm retries"),
+                Ok(true) if again => host.start_registry(),
+                Ok(true) => {}
+                Ok(false) | Err(_) => {
+                    if let Err(error) = &done {
+                        worker::console_warn!("moving registry events failed: {error}; the alarm retries");
+                    }
+                    if let Err(error) = host.arm_alarm(crate::estuaries::retry_at()).await {
+                        worker::console_warn!("arming the registry alarm failed: {error}");
+                    }
+                }
             }
         });
     }
