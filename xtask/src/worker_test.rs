@@ -4,7 +4,8 @@
 //! reads proven by `Server-Timing`, a 5 MiB append, SSE through the
 //! hibernating WebSocket bridge (live appends and the closure), fan-out that
 //! survives a reset of the source's object mid-way (test hook), the
-//! registry stream of creations and deletions, a fork as
+//! registry stream of creations and deletions (and its events retried
+//! while the registry fails), a fork as
 //! an estuary's source, queued fan-out above 200 subscribers through
 //! `FANOUT_QUEUE` (retries, dead-letter queue, pruning), then a restart of
 //! `wrangler dev` on the same local state.
@@ -85,6 +86,16 @@ pub fn run() -> Result<()> {
     })?;
     step("the registry stream of creations and deletions", &|| {
         durable_streams_tests::registry_scenarios::registry_events(&client, "reg")
+    })?;
+    step("registry events wait out a failing registry (alarm retries)", &|| {
+        let hook = |op: &str, stream: &str| -> Result<serde_json::Value, String> {
+            let answer = durable_streams_tests::auth_matrix::send(&base, "POST", &format!("/_test/{op}/{stream}"), &[], b"")?;
+            if answer.status != 200 {
+                return Err(format!("hook {op} {stream}: {}", answer.status));
+            }
+            serde_json::from_slice(&answer.body).map_err(|e| format!("hook {op}: {e}"))
+        };
+        durable_streams_tests::registry_scenarios::registry_retried_after_failure(&client, "reg-retry", &hook)
     })?;
     step("a fork as an estuary's source", &|| durable_streams_tests::estuary_scenarios::fork_source(&client, "p", "fk-"))?;
     step("queued fan-out to 210 estuaries (retries, dead letter, pruning)", &|| {

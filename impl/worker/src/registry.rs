@@ -4,14 +4,17 @@
 //! (`{project}/__registry__`) as idempotent-producer appends:
 //! `Producer-Id: registry:{object id}`, `Producer-Epoch` = when this
 //! object's storage first sent an event (a wiped and recreated object starts
-//! a newer epoch), `Producer-Seq` = the event's dense sequence − 1. An event
-//! is forgotten only after its append was answered; a lost answer means the
+//! a newer epoch), `Producer-Seq` = the event's number within its project
+//! (dense from 0 per project: an object whose fork family spans projects
+//! sends to several registries, each seeing 0, 1, 2, …). An event is
+//! forgotten only after its append was answered; a lost answer means the
 //! retry is answered as a duplicate. The alarm retries a failed move.
 
 use bytes::Bytes;
 use durable_streams_api::operations::{AppendStreamRequest, CreateStreamRequest};
 use durable_streams_api::StreamPath;
 use durable_streams_engine::registry::{self, Event};
+use durable_streams_engine::storage::SqlExecutor;
 use durable_streams_engine::ProtocolError;
 use worker::Env;
 
@@ -27,15 +30,26 @@ fn storage(e: impl std::fmt::Display) -> ProtocolError {
     ProtocolError::Storage(durable_streams_engine::StorageError::new(e.to_string()))
 }
 
-/// The epoch of this object's registry producer (fixed at first use).
-fn epoch(host: &DoHost) -> u64 {
-    match host.counter("registry:epoch") {
-        0 => {
-            let now = now_ms().max(1) as u64;
-            host.count("registry:epoch", now);
-            now
-        }
-        epoch => epoch,
+/// Where the epoch is stored. (Not `registry:epoch`: objects that sent
+/// events numbered per database under that epoch renumber them per project,
+/// so they start a newer epoch.)
+const EPOCH_COUNTER: &str = "registry:project-epoch";
+
+/// The epoch of this object's registry producer, fixed at first use (an
+/// epoch that was not stored is never sent: the next run would start
+/// another one in the middle of the numbering).
+fn epoch(host: &DoHost) -> Result<u64, ProtocolError> {
+    let stored = host.counter(EPOCH_COUNTER);
+    if stored > 0 {
+        return Ok(stored);
+    }
+    host.sql().execute(
+        "INSERT INTO ds_object_counters (name, value) VALUES (?1, ?2) ON CONFLICT (name) DO NOTHING",
+        &[EPOCH_COUNTER.into(), (now_ms().max(1) as u64).into()],
+    )?;
+    match host.counter(EPOCH_COUNTER) {
+        0 => Err(storage("the registry producer's epoch was not stored")),
+        epoch => Ok(epoch),
     }
 }
 
@@ -55,7 +69,7 @@ async fn append(env: &Env, producer: &str, epoch: u64, event: &Event) -> Result<
         stream_closed: false,
         producer_id: Some(producer.to_owned()),
         producer_epoch: Some(epoch),
-        producer_seq: Some(event.seq.saturating_sub(1)),
+        producer_seq: Some(event.project_seq),
         body: Bytes::from(event.event.clone()),
     };
     send(env, &key, request.into_http(INTERNAL_BASE).map_err(storage)?).await
@@ -83,7 +97,7 @@ async fn create(env: &Env, project: &str) -> Result<u16, ProtocolError> {
 /// none is left.
 pub async fn drain(host: &DoHost, env: &Env) -> Result<bool, ProtocolError> {
     let producer = format!("registry:{}", host.object_id());
-    let epoch = epoch(host);
+    let epoch = epoch(host)?;
     for _ in 0..ROUNDS_MAX {
         let events = registry::pending(host.sql(), EVENTS_PER_ROUND)?;
         if events.is_empty() {
