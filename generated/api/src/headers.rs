@@ -44,7 +44,7 @@ pub mod names {
     pub const STREAM_EXPIRES_AT: &str = "stream-expires-at";
     /// `Stream-Seq`: Writer sequence, compared bytewise-lexicographically per stream; a value not greater than the last one is rejected with `409`.
     pub const STREAM_SEQ: &str = "stream-seq";
-    /// `Stream-Forked-From`: Creates the stream as a fork of this source stream (its path, e.g. `/v1/stream/project/source`, or its name).
+    /// `Stream-Forked-From`: Creates the stream as a fork of this source stream (its path, e.g. `/v1/stream/project/source`, or its name). The source must be a stream of the same project (`403` otherwise).
     pub const STREAM_FORKED_FROM: &str = "stream-forked-from";
     /// `Stream-Fork-Offset`: The source offset the fork starts from; the source tail when absent.
     pub const STREAM_FORK_OFFSET: &str = "stream-fork-offset";
@@ -299,7 +299,7 @@ pub const REGISTRY: &[HeaderSpec] = &[
         cors_allow: true,
         cors_expose: false,
         always: None,
-        description: "Creates the stream as a fork of this source stream (its path, e.g. `/v1/stream/project/source`, or its name).",
+        description: "Creates the stream as a fork of this source stream (its path, e.g. `/v1/stream/project/source`, or its name). The source must be a stream of the same project (`403` otherwise).",
     },
     HeaderSpec {
         name: "Stream-Fork-Offset",

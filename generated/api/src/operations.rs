@@ -1113,7 +1113,7 @@ pub struct CreateStreamRequest {
     pub stream_expires_at: Option<String>,
     /// `Stream-Closed`: On requests, `true` closes the stream (after appending the body, if any). On responses, `true` when the stream is closed and the response reaches its final offset. Any other value reads as absent.
     pub stream_closed: bool,
-    /// `Stream-Forked-From`: Creates the stream as a fork of this source stream (its path, e.g. `/v1/stream/project/source`, or its name).
+    /// `Stream-Forked-From`: Creates the stream as a fork of this source stream (its path, e.g. `/v1/stream/project/source`, or its name). The source must be a stream of the same project (`403` otherwise).
     pub stream_forked_from: Option<String>,
     /// `Stream-Fork-Offset`: The source offset the fork starts from; the source tail when absent.
     pub stream_fork_offset: Option<String>,

@@ -64,9 +64,30 @@ impl<A: Authorizer> Gate for AuthGate<A> {
         };
         let caller = self.authorizer.authorize(&request)?;
         refuse_reserved_write(&access)?;
+        refuse_cross_project_fork(&access, &parts.headers)?;
         caller.apply(ctx);
         Ok(())
     }
+}
+
+/// Projects are isolated: a fork (`Stream-Forked-From`) copies its
+/// source's data, so its source must be a stream of the same project
+/// (`403` otherwise — a token of one project grants nothing in another).
+/// A header that names no stream is left to the streams service (`400`).
+pub fn refuse_cross_project_fork(access: &Access, headers: &http::HeaderMap) -> Result<(), ApiError> {
+    use durable_streams_api::router::OperationId::CreateStream;
+    if access.operation != CreateStream {
+        return Ok(());
+    }
+    let Some(source) = headers.get(durable_streams_api::headers::names::STREAM_FORKED_FROM) else { return Ok(()) };
+    let Ok(source) = source.to_str().map_err(|_| ()).and_then(|v| crate::fork_source_key(v).map_err(|_| ())) else {
+        return Ok(());
+    };
+    let source_project = source.split_once('/').map(|(project, _)| project);
+    if source_project != access.project.as_deref() {
+        return Err(Problem::forbidden("a fork's source must be a stream of the same project").into());
+    }
+    Ok(())
 }
 
 /// Reserved streams: a project's registry stream (`__registry__`) is

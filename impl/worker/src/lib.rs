@@ -870,6 +870,7 @@ impl DurableObject for StreamDO {
             Ok(host) => host.clone(),
             Err(error) => return error_response(&Problem::unavailable(format!("stream object failed to start: {error}"))),
         };
+        host.check_registry_once();
         let request = match bridge::into_http(request, MAX_BODY_BYTES).await {
             Ok(request) => request,
             Err(problem) => return error_response(&problem),

@@ -154,6 +154,8 @@ pub struct Inner {
     redrain: RefCell<HashSet<String>>,
     /// Bumped by the test reset: in-flight work of an older generation stops.
     generation: Cell<u64>,
+    /// This instance looked for registry events left by an earlier one.
+    registry_checked: Cell<bool>,
 }
 
 /// The object's state, shared with its running requests.
@@ -192,6 +194,7 @@ impl DoHost {
             draining: RefCell::new(HashSet::new()),
             redrain: RefCell::new(HashSet::new()),
             generation: Cell::new(0),
+            registry_checked: Cell::new(false),
         })))
     }
 
@@ -377,6 +380,14 @@ impl DoHost {
     /// This object's id (hex).
     pub fn object_id(&self) -> String {
         self.0.state.id().to_string()
+    }
+
+    /// The first request of this instance looks for registry events an
+    /// earlier instance left unmoved (it died mid-move).
+    pub fn check_registry_once(&self) {
+        if !self.0.registry_checked.replace(true) {
+            self.start_registry();
+        }
     }
 
     /// Moves pending registry events to their registry streams unless a
