@@ -64,21 +64,22 @@ pub fn run() -> Result<()> {
     step("rotation read-back from every offset (cold reads)", &|| host_scenarios::rotation_roundtrip(&client, "w-", true))?;
     step("5 MiB append round-trip", &|| host_scenarios::large_append_roundtrip(&client, "w-"))?;
     step("SSE live appends and closure", &|| host_scenarios::sse_live_and_closure(&client, "w-"))?;
+    // A test hook on the object of `stream` (`/_test/{op}/{stream}`): its JSON answer.
+    let hook = |op: &str, stream: &str| -> Result<serde_json::Value, String> {
+        let answer = durable_streams_tests::auth_matrix::send(&base, "POST", &format!("/_test/{op}/{stream}"), &[], b"")?;
+        if answer.status != 200 {
+            return Err(format!("hook {op} {stream}: {}", answer.status));
+        }
+        serde_json::from_slice(&answer.body).map_err(|e| format!("hook {op}: {e}"))
+    };
     step("fan-out to 100 estuaries survives a reset of the source's object", &|| {
-        let reset = || {
-            let answer = durable_streams_tests::auth_matrix::send(&base, "POST", "/_test/reset/p/f-burst", &[], b"")?;
-            if answer.status == 200 { Ok(()) } else { Err(format!("reset hook: {}", answer.status)) }
-        };
+        let reset = || hook("reset", "p/f-burst").map(drop);
         durable_streams_tests::estuary_scenarios::fanout_survives_reset(&client, "p", "f-", 100, &reset)
     })?;
     step("queued fan-out to 1,000 estuaries survives a reset of the source's object", &|| {
-        let reset = || {
-            let answer = durable_streams_tests::auth_matrix::send(&base, "POST", "/_test/reset/p/fq-burst", &[], b"")?;
-            if answer.status == 200 { Ok(()) } else { Err(format!("reset hook: {}", answer.status)) }
-        };
+        let reset = || hook("reset", "p/fq-burst").map(drop);
         durable_streams_tests::estuary_scenarios::fanout_survives_reset(&client, "p", "fq-", 1000, &reset)?;
-        let stats = durable_streams_tests::auth_matrix::send(&base, "POST", "/_test/fanout-stats/p/fq-burst", &[], b"")?;
-        let stats: serde_json::Value = serde_json::from_slice(&stats.body).map_err(|e| e.to_string())?;
+        let stats = hook("fanout-stats", "p/fq-burst")?;
         if stats["queuedJobs"].as_u64().unwrap_or(0) == 0 {
             return Err(format!("the fan-out to 1,000 estuaries did not go through the queue: {stats}"));
         }
@@ -88,24 +89,10 @@ pub fn run() -> Result<()> {
         durable_streams_tests::registry_scenarios::registry_events(&client, "reg")
     })?;
     step("registry events wait out a failing registry (alarm retries)", &|| {
-        let hook = |op: &str, stream: &str| -> Result<serde_json::Value, String> {
-            let answer = durable_streams_tests::auth_matrix::send(&base, "POST", &format!("/_test/{op}/{stream}"), &[], b"")?;
-            if answer.status != 200 {
-                return Err(format!("hook {op} {stream}: {}", answer.status));
-            }
-            serde_json::from_slice(&answer.body).map_err(|e| format!("hook {op}: {e}"))
-        };
         durable_streams_tests::registry_scenarios::registry_retried_after_failure(&client, "reg-retry", &hook)
     })?;
     step("a fork as an estuary's source", &|| durable_streams_tests::estuary_scenarios::fork_source(&client, "p", "fk-"))?;
     step("queued fan-out to 210 estuaries (retries, dead letter, pruning)", &|| {
-        let hook = |op: &str, stream: &str| -> Result<serde_json::Value, String> {
-            let answer = durable_streams_tests::auth_matrix::send(&base, "POST", &format!("/_test/{op}/{stream}"), &[], b"")?;
-            if answer.status != 200 {
-                return Err(format!("hook {op} {stream}: {}", answer.status));
-            }
-            serde_json::from_slice(&answer.body).map_err(|e| format!("hook {op}: {e}"))
-        };
         durable_streams_tests::estuary_scenarios::queued_fanout(&client, "p", "qf-", 210, &hook)
     })?;
     step("Analytics Engine data points of every category", &|| analytics_points(&client, &base))?;

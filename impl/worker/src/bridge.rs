@@ -80,3 +80,9 @@ pub fn request_from_http(request: http::Request<Bytes>) -> worker::Result<Reques
     }
     Request::new_with_init(&parts.uri.to_string(), &init)
 }
+
+/// Sends `request` to the stream object named `object` (its `STREAMS` stub).
+pub async fn call_object(env: &worker::Env, object: &str, request: http::Request<Bytes>) -> worker::Result<Response> {
+    let stub = env.durable_object(crate::STREAMS_BINDING)?.get_by_name(object)?;
+    stub.fetch_with_request(request_from_http(request)?).await
+}

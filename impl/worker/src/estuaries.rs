@@ -24,7 +24,7 @@ use worker::{Env, Response};
 
 use crate::analytics::{self, Category};
 use crate::stream_do::{now_ms, DoHost, Timing};
-use crate::{bridge, INTERNAL_BASE, STREAMS_BINDING};
+use crate::{bridge, INTERNAL_BASE};
 
 /// Path prefix of the internal estuary operations (never routed from outside:
 /// the edge only forwards requests it built itself).
@@ -95,7 +95,7 @@ struct Key {
     estuary_key: String,
 }
 
-fn storage(e: impl std::fmt::Display) -> ProtocolError {
+pub(crate) fn storage(e: impl std::fmt::Display) -> ProtocolError {
     ProtocolError::Storage(StorageError::new(e.to_string()))
 }
 
@@ -105,29 +105,49 @@ pub struct EdgeEstuaries {
     pub ttl_ms: i64,
 }
 
+/// An internal operation's request (`POST /_ds/estuary/{op}`, JSON body).
+pub(crate) fn internal_request(op: &str, body: Bytes) -> Result<http::Request<Bytes>, ProtocolError> {
+    http::Request::builder()
+        .method(http::Method::POST)
+        .uri(format!("{INTERNAL_BASE}{INTERNAL_PREFIX}{op}"))
+        .header(http::header::CONTENT_TYPE, "application/json")
+        .body(body)
+        .map_err(storage)
+}
+
+/// Calls an internal operation of the object `object`; a non-2xx answer
+/// becomes the error its problem says.
+pub(crate) async fn call_internal_raw(env: &Env, object: &str, op: &str, body: Bytes) -> Result<http::Response<Bytes>, ProtocolError> {
+    let response = bridge::call_object(env, object, internal_request(op, body)?).await.map_err(storage)?;
+    let response = bridge::response_into_http(response).await.map_err(storage)?;
+    if response.status().is_success() {
+        return Ok(response);
+    }
+    let detail = serde_json::from_slice::<Problem>(response.body()).ok().and_then(|p| p.detail).unwrap_or_default();
+    Err(match response.status().as_u16() {
+        400 => ProtocolError::BadRequest(detail),
+        404 => ProtocolError::NotFound,
+        409 => ProtocolError::ConfigMismatch(detail),
+        410 => ProtocolError::Gone,
+        status => storage(format!("{op} answered {status}: {detail}")),
+    })
+}
+
+/// [`call_internal_raw`] with JSON in and out.
+pub(crate) async fn call_internal<B: Serialize, R: for<'de> Deserialize<'de>>(
+    env: &Env,
+    object: &str,
+    op: &str,
+    body: &B,
+) -> Result<R, ProtocolError> {
+    let json = serde_json::to_vec(body).map_err(storage)?;
+    let response = call_internal_raw(env, object, op, Bytes::from(json)).await?;
+    serde_json::from_slice(response.body()).map_err(storage)
+}
+
 impl EdgeEstuaries {
     async fn call<B: Serialize, R: for<'de> Deserialize<'de>>(&self, object: &str, op: &str, body: &B) -> Result<R, ProtocolError> {
-        let json = serde_json::to_vec(body).map_err(storage)?;
-        let request = http::Request::builder()
-            .method(http::Method::POST)
-            .uri(format!("{INTERNAL_BASE}{INTERNAL_PREFIX}{op}"))
-            .header(http::header::CONTENT_TYPE, "application/json")
-            .body(Bytes::from(json))
-            .map_err(storage)?;
-        let stub = self.env.durable_object(STREAMS_BINDING).map_err(storage)?.get_by_name(object).map_err(storage)?;
-        let response = stub.fetch_with_request(bridge::request_from_http(request).map_err(storage)?).await.map_err(storage)?;
-        let response = bridge::response_into_http(response).await.map_err(storage)?;
-        if response.status().is_success() {
-            return serde_json::from_slice(response.body()).map_err(storage);
-        }
-        let detail = serde_json::from_slice::<Problem>(response.body()).ok().and_then(|p| p.detail).unwrap_or_default();
-        Err(match response.status().as_u16() {
-            400 => ProtocolError::BadRequest(detail),
-            404 => ProtocolError::NotFound,
-            409 => ProtocolError::ConfigMismatch(detail),
-            410 => ProtocolError::Gone,
-            _ => storage(detail),
-        })
+        call_internal(&self.env, object, op, body).await
     }
 }
 
@@ -311,15 +331,46 @@ pub async fn handle_internal(host: &DoHost, op: &str, body: &[u8]) -> worker::Re
 
 /// One delivery: the source's data `[start, end)` appended to the estuary's
 /// object as the subscription's producer.
-async fn deliver(host: &DoHost, env: &Env, delivery: &Delivery) -> Result<u16, ProtocolError> {
+async fn deliver(host: &DoHost, env: &Env, delivery: &Delivery) -> Delivered {
     let timing = Cell::new(Timing::default());
-    let (content_type, body) = host.read_range(&delivery.source_key, delivery.start, delivery.end, &timing).await?;
-    send_delivery(env, delivery, content_type, body).await
+    match host.read_range(&delivery.source_key, delivery.start, delivery.end, &timing).await {
+        Ok((content_type, body)) => send_delivery(env, delivery, content_type, body).await,
+        Err(error) => {
+            worker::console_warn!("reading a delivery for {} failed: {error}; will retry", delivery.estuary_key);
+            Delivered::Failed
+        }
+    }
 }
 
-/// Sends one delivery (its data read already) to the estuary's object;
-/// returns the status of the idempotent-producer append.
-pub async fn send_delivery(env: &Env, delivery: &Delivery, content_type: String, body: Bytes) -> Result<u16, ProtocolError> {
+/// What an estuary's object made of a delivery.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Delivered {
+    /// Appended, or had been (a duplicate is answered like a success): acknowledge it.
+    Landed,
+    /// The estuary stream is gone or can no longer take it (404, 409, 410): prune the subscription.
+    Gone,
+    /// Anything else: retry later (and count it against the circuit breaker).
+    Failed,
+}
+
+/// Sends one delivery (its data read already) to the estuary's object as
+/// the subscription's idempotent producer.
+pub async fn send_delivery(env: &Env, delivery: &Delivery, content_type: String, body: Bytes) -> Delivered {
+    match append_delivery(env, delivery, content_type, body).await {
+        Ok(200 | 204) => Delivered::Landed,
+        Ok(404 | 409 | 410) => Delivered::Gone,
+        Ok(status) => {
+            worker::console_warn!("estuary delivery to {} answered {status}; will retry", delivery.estuary_key);
+            Delivered::Failed
+        }
+        Err(error) => {
+            worker::console_warn!("estuary delivery to {} failed: {error}; will retry", delivery.estuary_key);
+            Delivered::Failed
+        }
+    }
+}
+
+async fn append_delivery(env: &Env, delivery: &Delivery, content_type: String, body: Bytes) -> Result<u16, ProtocolError> {
     let stream = StreamPath::parse(&delivery.estuary_key).map_err(|p| ProtocolError::bad_request(p.detail.unwrap_or_default()))?;
     let producer = delivery.producer();
     let request = durable_streams_api::operations::AppendStreamRequest {
@@ -333,8 +384,7 @@ pub async fn send_delivery(env: &Env, delivery: &Delivery, content_type: String,
         body,
     };
     let request = request.into_http(INTERNAL_BASE).map_err(storage)?;
-    let stub = env.durable_object(STREAMS_BINDING).map_err(storage)?.get_by_name(&delivery.estuary_key).map_err(storage)?;
-    let response = stub.fetch_with_request(bridge::request_from_http(request).map_err(storage)?).await.map_err(storage)?;
+    let response = bridge::call_object(env, &delivery.estuary_key, request).await.map_err(storage)?;
     Ok(response.status_code())
 }
 
@@ -385,24 +435,16 @@ pub async fn drain(host: &DoHost, env: &Env, source_key: &str) -> Result<Drained
                     return false; // the object was reset: stop as a crash would
                 }
                 match deliver(host, env, &d).await {
-                    // Landed (or had landed: a duplicate is answered like a success).
-                    Ok(200 | 204) => {
+                    Delivered::Landed => {
                         if host.generation() != generation || estuary::acknowledge(host.sql(), &d).is_err() {
                             return false;
                         }
                     }
-                    // The estuary stream is gone or can no longer take it: stop delivering there.
-                    Ok(404 | 409 | 410) => {
+                    Delivered::Gone => {
                         let _ = estuary::prune(host.sql(), &d);
                         return true;
                     }
-                    Ok(status) => {
-                        worker::console_warn!("estuary delivery to {} answered {status}; will retry", d.estuary_key);
-                        let _ = estuary::breaker_failure(host.sql(), source_key, &d.estuary_key, now_ms());
-                        return false;
-                    }
-                    Err(error) => {
-                        worker::console_warn!("estuary delivery to {} failed: {error}; will retry", d.estuary_key);
+                    Delivered::Failed => {
                         let _ = estuary::breaker_failure(host.sql(), source_key, &d.estuary_key, now_ms());
                         return false;
                     }
@@ -427,6 +469,17 @@ pub async fn drain(host: &DoHost, env: &Env, source_key: &str) -> Result<Drained
         if !more {
             return Ok(Drained::Done);
         }
+    }
+}
+
+/// When the alarm must look at a source's outbox again after a drain: never
+/// when all was delivered, soon after a failure, later after a hand-off to
+/// the queue.
+pub fn next_attempt(done: &Result<Drained, ProtocolError>, env: &Env) -> Option<i64> {
+    match done {
+        Ok(Drained::Done) => None,
+        Ok(Drained::Queued) => Some(crate::fanout::recheck_at(env)),
+        Ok(Drained::Retry) | Err(_) => Some(retry_at()),
     }
 }
 

@@ -30,7 +30,7 @@ use worker::{Env, MessageBatch, MessageExt, Response};
 
 use crate::analytics::{self, Category};
 use crate::stream_do::{now_ms, DoHost, Timing};
-use crate::{bridge, estuaries, INTERNAL_BASE, STREAMS_BINDING};
+use crate::estuaries::{self, storage, Delivered};
 
 /// The queue binding of drain jobs.
 pub const QUEUE_BINDING: &str = "FANOUT_QUEUE";
@@ -135,7 +135,7 @@ pub enum Handoff {
 /// Source side: enqueues drain jobs when the source has more subscribers
 /// than the inline limit and the queue is bound.
 pub async fn hand_off(host: &DoHost, env: &Env, source_key: &str) -> Result<Handoff, ProtocolError> {
-    let inline_max = var_u64(env, "FANOUT_INLINE_MAX", INLINE_MAX_DEFAULT);
+    let inline_max = crate::var_ms(env, "FANOUT_INLINE_MAX", INLINE_MAX_DEFAULT);
     let Ok(queue) = env.queue(QUEUE_BINDING) else { return Ok(Handoff::Inline) };
     if estuary::subscriber_count(host.sql(), source_key)? <= inline_max {
         return Ok(Handoff::Inline);
@@ -155,15 +155,7 @@ pub async fn hand_off(host: &DoHost, env: &Env, source_key: &str) -> Result<Hand
 
 /// When the source re-enqueues deliveries still owed after a hand-off.
 pub fn recheck_at(env: &Env) -> i64 {
-    now_ms() + var_u64(env, "FANOUT_RECHECK_MS", RECHECK_MS_DEFAULT as u64) as i64
-}
-
-fn var_u64(env: &Env, name: &str, default: u64) -> u64 {
-    env.var(name).ok().and_then(|v| v.to_string().parse().ok()).unwrap_or(default)
-}
-
-fn storage(e: impl std::fmt::Display) -> ProtocolError {
-    ProtocolError::Storage(durable_streams_engine::StorageError::new(e.to_string()))
+    now_ms() + crate::var_ms(env, "FANOUT_RECHECK_MS", RECHECK_MS_DEFAULT as u64) as i64
 }
 
 /// The key a forwarded internal fan-out request is about (for fork aliases).
@@ -261,34 +253,13 @@ pub async fn handle_internal(host: &DoHost, op: &str, body: &[u8]) -> Option<wor
     })
 }
 
-async fn call_source(env: &Env, source_key: &str, op: &str, body: Vec<u8>) -> Result<http::Response<Bytes>, ProtocolError> {
-    let request = http::Request::builder()
-        .method(http::Method::POST)
-        .uri(format!("{INTERNAL_BASE}{}{op}", estuaries::INTERNAL_PREFIX))
-        .header(http::header::CONTENT_TYPE, "application/json")
-        .body(Bytes::from(body))
-        .map_err(storage)?;
-    let stub = env.durable_object(STREAMS_BINDING).map_err(storage)?.get_by_name(source_key).map_err(storage)?;
-    let response = stub.fetch_with_request(bridge::request_from_http(request).map_err(storage)?).await.map_err(storage)?;
-    let response = bridge::response_into_http(response).await.map_err(storage)?;
-    if !response.status().is_success() {
-        return Err(storage(format!("source object answered {} to {op}", response.status())));
-    }
-    Ok(response)
-}
-
-async fn call_json<B: Serialize, R: for<'de> Deserialize<'de>>(env: &Env, source_key: &str, op: &str, body: &B) -> Result<R, ProtocolError> {
-    let response = call_source(env, source_key, op, serde_json::to_vec(body).map_err(storage)?).await?;
-    serde_json::from_slice(response.body()).map_err(storage)
-}
-
 /// Consumer side: runs one job. `Ok(true)` when every estuary it names got
 /// what it was owed.
 pub async fn run_job(env: &Env, job: &Job) -> Result<bool, ProtocolError> {
     use futures::StreamExt;
     for _ in 0..ROUNDS_PER_JOB {
         let started = now_ms();
-        let owed: Owed = call_json(env, &job.source_key, "fanout-owed", job).await?;
+        let owed: Owed = estuaries::call_internal(env, &job.source_key, "fanout-owed", job).await?;
         if owed.deliveries.is_empty() {
             // Estuaries behind an open breaker keep the job unfinished: it is
             // retried, then dead-lettered.
@@ -301,7 +272,8 @@ pub async fn run_job(env: &Env, job: &Job) -> Result<bool, ProtocolError> {
                 continue;
             }
             let range = ReadRange { source_key: job.source_key.clone(), start: d.start, end: d.end };
-            let response = call_source(env, &job.source_key, "fanout-read", serde_json::to_vec(&range).map_err(storage)?).await?;
+            let body = Bytes::from(serde_json::to_vec(&range).map_err(storage)?);
+            let response = estuaries::call_internal_raw(env, &job.source_key, "fanout-read", body).await?;
             let content_type = response
                 .headers()
                 .get(http::header::CONTENT_TYPE)
@@ -328,18 +300,12 @@ pub async fn run_job(env: &Env, job: &Job) -> Result<bool, ProtocolError> {
                 };
                 let delivery = d.clone().into_delivery(&job.source_key);
                 match estuaries::send_delivery(env, &delivery, content_type.clone(), body.clone()).await {
-                    Ok(200 | 204) => report.delivered.push(d),
-                    Ok(404 | 409 | 410) => {
+                    Delivered::Landed => report.delivered.push(d),
+                    Delivered::Gone => {
                         report.pruned.push(d);
                         break;
                     }
-                    Ok(status) => {
-                        worker::console_warn!("queued delivery to {estuary_key} answered {status}; the job is retried");
-                        report.failed.push(estuary_key.clone());
-                        break;
-                    }
-                    Err(error) => {
-                        worker::console_warn!("queued delivery to {estuary_key} failed: {error}; the job is retried");
+                    Delivered::Failed => {
                         report.failed.push(estuary_key.clone());
                         break;
                     }
@@ -363,7 +329,7 @@ pub async fn run_job(env: &Env, job: &Job) -> Result<bool, ProtocolError> {
             &["job", &job.source_key],
             &[report.delivered.len() as f64, report.failed.len() as f64, report.pruned.len() as f64, (now_ms() - started) as f64],
         );
-        let reported: Reported = call_json(env, &job.source_key, "fanout-report", &report).await?;
+        let reported: Reported = estuaries::call_internal(env, &job.source_key, "fanout-report", &report).await?;
         if failed {
             return Ok(false);
         }
@@ -385,14 +351,14 @@ pub async fn consume(batch: MessageBatch<serde_json::Value>, env: Env) -> worker
     let is_dead_letter_queue = batch.queue() == dead_letters;
     let env = &env;
     let runs = batch.raw_iter().map(|message| async move {
-        let Ok(job) = serde_wasm_bindgen_job(&message.body()) else {
+        let Ok(job) = parse_job(&message.body()) else {
             worker::console_warn!("dropping a malformed fan-out job");
             message.ack();
             return;
         };
         if is_dead_letter_queue {
             // Recorded at the source; the outbox still holds the entries.
-            let recorded = call_json::<_, serde_json::Value>(env, &job.source_key, "fanout-dead-letter", &job).await;
+            let recorded = estuaries::call_internal::<_, serde_json::Value>(env, &job.source_key, "fanout-dead-letter", &job).await;
             if recorded.is_ok() {
                 message.ack();
             } else {
@@ -413,7 +379,7 @@ pub async fn consume(batch: MessageBatch<serde_json::Value>, env: Env) -> worker
     Ok(())
 }
 
-fn serde_wasm_bindgen_job(value: &worker::wasm_bindgen::JsValue) -> Result<Job, ()> {
+fn parse_job(value: &worker::wasm_bindgen::JsValue) -> Result<Job, ()> {
     let json = worker::js_sys::JSON::stringify(value).map_err(|_| ())?;
     let json: String = json.into();
     let job: Job = serde_json::from_str(&json).map_err(|_| ())?;

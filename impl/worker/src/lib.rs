@@ -486,14 +486,8 @@ async fn test_hook(env: &Env, stream: &str, op: &str) -> worker::Result<Response
         Ok(path) => path.key(),
         Err(problem) => return error_response(&problem),
     };
-    let request = http::Request::builder()
-        .method(http::Method::POST)
-        .uri(format!("{INTERNAL_BASE}{}{op}", estuaries::INTERNAL_PREFIX))
-        .body(Bytes::from_static(b"{}"))
-        .map_err(|e| worker::Error::RustError(e.to_string()))?;
-    let stub = env.durable_object(STREAMS_BINDING)?.get_by_name(&key)?;
-    let response = stub.fetch_with_request(bridge::request_from_http(request)?).await?;
-    Ok(response)
+    let request = estuaries::internal_request(op, Bytes::from_static(b"{}")).map_err(|e| worker::Error::RustError(e.to_string()))?;
+    bridge::call_object(env, &key, request).await
 }
 
 /// Who may call the deployment (`AUTH_MODE`).
@@ -755,8 +749,7 @@ impl StreamDO {
         *request.uri_mut() = format!("{INTERNAL_BASE}{path}")
             .parse()
             .map_err(|e: http::uri::InvalidUri| worker::Error::RustError(e.to_string()))?;
-        let stub = self.env.durable_object(STREAMS_BINDING)?.get_by_name(root)?;
-        stub.fetch_with_request(bridge::request_from_http(request)?).await
+        bridge::call_object(&self.env, root, request).await
     }
 
     /// Routes a request to the object that holds its stream: an alias, a

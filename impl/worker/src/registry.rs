@@ -19,16 +19,14 @@ use durable_streams_engine::ProtocolError;
 use worker::Env;
 
 use crate::stream_do::{now_ms, DoHost};
-use crate::{bridge, INTERNAL_BASE, STREAMS_BINDING};
+use crate::estuaries::storage;
+use crate::{bridge, INTERNAL_BASE};
 
 /// Events moved per round.
 const EVENTS_PER_ROUND: u64 = 64;
 /// Rounds per run (more waits for the next run or the alarm).
 const ROUNDS_MAX: usize = 16;
 
-fn storage(e: impl std::fmt::Display) -> ProtocolError {
-    ProtocolError::Storage(durable_streams_engine::StorageError::new(e.to_string()))
-}
 
 /// Where the epoch is stored. (Not `registry:epoch`: objects that sent
 /// events numbered per database under that epoch renumber them per project,
@@ -54,9 +52,7 @@ fn epoch(host: &DoHost) -> Result<u64, ProtocolError> {
 }
 
 async fn send(env: &Env, object: &str, request: http::Request<Bytes>) -> Result<u16, ProtocolError> {
-    let stub = env.durable_object(STREAMS_BINDING).map_err(storage)?.get_by_name(object).map_err(storage)?;
-    let response = stub.fetch_with_request(bridge::request_from_http(request).map_err(storage)?).await.map_err(storage)?;
-    Ok(response.status_code())
+    Ok(bridge::call_object(env, object, request).await.map_err(storage)?.status_code())
 }
 
 async fn append(env: &Env, producer: &str, epoch: u64, event: &Event) -> Result<u16, ProtocolError> {

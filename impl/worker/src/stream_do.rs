@@ -334,11 +334,7 @@ impl DoHost {
             }
             host.0.draining.borrow_mut().remove(&source);
             let again = host.0.redrain.borrow_mut().remove(&source);
-            let alarm_at = match done {
-                Ok(Drained::Done) => None,
-                Ok(Drained::Queued) => Some(crate::fanout::recheck_at(&env)),
-                Ok(Drained::Retry) | Err(_) => Some(crate::estuaries::retry_at()),
-            };
+            let alarm_at = crate::estuaries::next_attempt(&done, &env);
             if let Some(at) = alarm_at {
                 if let Err(error) = host.arm_alarm(at).await {
                     worker::console_warn!("arming the fan-out alarm failed: {error}");
@@ -629,11 +625,7 @@ impl DoHost {
             self.0.draining.borrow_mut().insert(source.clone());
             let done = crate::estuaries::drain(self, &self.0.env, &source).await;
             self.0.draining.borrow_mut().remove(&source);
-            let at = match done {
-                Ok(Drained::Done) => None,
-                Ok(Drained::Queued) => Some(crate::fanout::recheck_at(&self.0.env)),
-                Ok(Drained::Retry) | Err(_) => Some(crate::estuaries::retry_at()),
-            };
+            let at = crate::estuaries::next_attempt(&done, &self.0.env);
             fanout_again = [fanout_again, at].into_iter().flatten().min();
         }
         let swept = self.0.engine.sweep_expired(&self.0.sql, now, SWEEP_PER_ALARM).map_err(engine_storage)?;
