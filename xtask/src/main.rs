@@ -44,9 +44,10 @@ commands:
   bench worker               the Workers host under `wrangler dev`: append p50/p99,
                              catch-up MB/s, SSE latency, bundle size
   bench fanout               estuary publish → seen-by-all latency
-      --hosts LIST           native,worker (default both)
+      --hosts LIST           native,worker,at:PORT (a server already running; default native,worker)
       --subscribers LIST     default 10,250,1000
       --publishes N          default 20
+      --readers LIST         sse,long-poll (default both)
   worker-build               build the Workers host (installs worker-build,
                              wasm-bindgen-cli and the wasm target when missing)
   worker-check               `wrangler deploy --dry-run` and the bundle's gzipped size

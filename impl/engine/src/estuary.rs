@@ -124,21 +124,21 @@ fn next_outbox_seq(db: &impl SqlExecutor, source_key: &str) -> Result<u64, Stora
 }
 
 /// Called by the engine inside an append's transaction: records
-/// `[start, end)` for the source's subscribers, if it has any.
-pub(crate) fn record_publish(db: &impl SqlExecutor, source_key: &str, start: u64, end: u64) -> Result<(), StorageError> {
+/// `[start, end)` for the source's subscribers, if it has any (then `true`).
+pub(crate) fn record_publish(db: &impl SqlExecutor, source_key: &str, start: u64, end: u64) -> Result<bool, StorageError> {
     if end <= start {
-        return Ok(());
+        return Ok(false);
     }
     let subscribed = db.query("SELECT 1 FROM ds_subscriptions WHERE source_key = ?1 LIMIT 1", &[source_key.into()])?;
     if subscribed.is_empty() {
-        return Ok(());
+        return Ok(false);
     }
     let seq = hot_log::next_counter(db, &counter_name(source_key))?;
     db.execute(
         "INSERT INTO ds_outbox (source_key, seq, start_pos, end_pos) VALUES (?1, ?2, ?3, ?4)",
         &[source_key.into(), seq.into(), start.into(), end.into()],
     )?;
-    Ok(())
+    Ok(true)
 }
 
 /// Removes a deleted source's subscriptions and outbox (same transaction as the delete).
@@ -344,7 +344,7 @@ pub fn load(db: &impl SqlExecutor, estuary_key: &str) -> Result<Option<Estuary>,
     let Some(row) = rows.first() else { return Ok(None) };
     let sources = db
         .query(
-            "SELECT source_key FROM ds_estuary_sources WHERE estuary_key = ?1 ORDER BY source_key",
+            "SELECT source_key FROM ds_estuary_sources WHERE estuary_key = +?1 ORDER BY source_key",
             &[estuary_key.into()],
         )?
         .iter()
@@ -418,7 +418,7 @@ pub fn touch(db: &impl SqlExecutor, estuary_key: &str, ttl_ms: i64, now_ms: i64)
 /// Estuaries whose lifetime ran out (for the host's sweep).
 pub fn expired(db: &impl SqlExecutor, now_ms: i64, limit: u64) -> Result<Vec<String>, StorageError> {
     db.query(
-        "SELECT estuary_key FROM ds_estuaries WHERE expires_at_ms <= ?1 ORDER BY expires_at_ms LIMIT +?2",
+        "SELECT estuary_key FROM ds_estuaries WHERE expires_at_ms <= +?1 ORDER BY expires_at_ms LIMIT +?2",
         &[now_ms.into(), limit.into()],
     )?
     .iter()
@@ -456,7 +456,7 @@ pub fn pending(db: &impl SqlExecutor, source_key: &str, limit: u64) -> Result<Ve
     db.query(
         "SELECT s.estuary_key, o.seq, s.base_seq, o.start_pos, o.end_pos \
          FROM ds_subscriptions s JOIN ds_outbox o ON o.source_key = s.source_key AND o.seq >= s.next_seq \
-         WHERE s.source_key = ?1 ORDER BY o.seq, s.estuary_key LIMIT +?2",
+         WHERE s.source_key = +?1 ORDER BY o.seq, s.estuary_key LIMIT +?2",
         &[source_key.into(), limit.into()],
     )?
     .iter()
@@ -488,9 +488,9 @@ pub fn subscriber_count(db: &impl SqlExecutor, source_key: &str) -> Result<u64, 
 pub fn owed_estuaries(db: &impl SqlExecutor, source_key: &str, now_ms: i64, limit: u64) -> Result<Vec<String>, StorageError> {
     db.query(
         "SELECT s.estuary_key FROM ds_subscriptions s \
-         WHERE s.source_key = ?1 \
-           AND s.next_seq <= (SELECT max(seq) FROM ds_outbox o WHERE o.source_key = ?1) \
-           AND (s.opened_at_ms IS NULL OR ?2 - s.opened_at_ms >= ?3) \
+         WHERE s.source_key = +?1 \
+           AND s.next_seq <= (SELECT max(seq) FROM ds_outbox o WHERE o.source_key = +?1) \
+           AND (s.opened_at_ms IS NULL OR +?2 - s.opened_at_ms >= +?3) \
          ORDER BY s.estuary_key LIMIT +?4",
         &[source_key.into(), now_ms.into(), BREAKER_OPEN_MS.into(), limit.into()],
     )?
@@ -504,7 +504,7 @@ pub fn pending_for(db: &impl SqlExecutor, source_key: &str, estuary_key: &str, l
     db.query(
         "SELECT o.seq, s.base_seq, o.start_pos, o.end_pos \
          FROM ds_subscriptions s JOIN ds_outbox o ON o.source_key = s.source_key AND o.seq >= s.next_seq \
-         WHERE s.source_key = ?1 AND s.estuary_key = ?2 ORDER BY o.seq LIMIT +?3",
+         WHERE s.source_key = +?1 AND s.estuary_key = +?2 ORDER BY o.seq LIMIT +?3",
         &[source_key.into(), estuary_key.into(), limit.into()],
     )?
     .iter()
@@ -551,8 +551,8 @@ pub fn prune(db: &impl SqlExecutor, delivery: &Delivery) -> Result<(), StorageEr
 /// Drops outbox entries every subscription of `source_key` has received.
 pub fn collect_garbage(db: &impl SqlExecutor, source_key: &str) -> Result<(), StorageError> {
     db.execute(
-        "DELETE FROM ds_outbox WHERE source_key = ?1 AND seq < coalesce(\
-            (SELECT min(next_seq) FROM ds_subscriptions WHERE source_key = ?1), 9007199254740991)",
+        "DELETE FROM ds_outbox WHERE source_key = +?1 AND seq < coalesce(\
+            (SELECT min(next_seq) FROM ds_subscriptions WHERE source_key = +?1), 9007199254740991)",
         &[source_key.into()],
     )?;
     Ok(())

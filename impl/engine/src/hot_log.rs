@@ -307,7 +307,7 @@ pub fn hot_messages(
     limit: u64,
 ) -> Result<Vec<StoredMessage>, StorageError> {
     db.query(
-        "SELECT start_pos, data FROM ds_messages WHERE stream_key = ?1 AND end_pos > ?2 AND start_pos < ?3 \
+        "SELECT start_pos, data FROM ds_messages WHERE stream_key = +?1 AND end_pos > +?2 AND start_pos < +?3 \
          ORDER BY end_pos LIMIT +?4",
         &[key.into(), from.into(), cap.into(), limit.into()],
     )?
@@ -336,7 +336,7 @@ pub fn segments_overlapping(
 ) -> Result<Vec<SegmentEntry>, StorageError> {
     db.query(
         "SELECT start_pos, end_pos, message_count, size_bytes, object_key FROM ds_segments \
-         WHERE stream_key = ?1 AND end_pos > ?2 AND start_pos < ?3 ORDER BY end_pos LIMIT +?4",
+         WHERE stream_key = +?1 AND end_pos > +?2 AND start_pos < +?3 ORDER BY end_pos LIMIT +?4",
         &[key.into(), from.into(), cap.into(), limit.into()],
     )?
     .iter()

@@ -123,6 +123,8 @@ pub struct AppendOutcome {
     /// `Stream-Closed: true` (closed by this request or before).
     pub closed: bool,
     pub producer: Option<ProducerAck>,
+    /// This append recorded an outbox entry: the source's estuaries are owed it.
+    pub owes_estuaries: bool,
 }
 
 impl AppendOutcome {
@@ -484,6 +486,7 @@ impl Engine {
                         next_offset: tail,
                         closed: true,
                         producer: Some(ProducerAck { epoch: by.epoch, seq: by.seq }),
+                        owes_estuaries: false,
                     });
                 }
             }
@@ -492,7 +495,13 @@ impl Engine {
                     hot_log::touch(db, &s.key, now_ms)?;
                 }
                 let ack = producer_state.map(|st| ProducerAck { epoch: st.epoch, seq: st.last_seq });
-                return Ok(AppendOutcome { status: AppendStatus::AlreadyClosed, next_offset: tail, closed: true, producer: ack });
+                return Ok(AppendOutcome {
+                    status: AppendStatus::AlreadyClosed,
+                    next_offset: tail,
+                    closed: true,
+                    producer: ack,
+                    owes_estuaries: false,
+                });
             }
             return Err(ProtocolError::StreamClosed { next_offset: tail });
         }
@@ -514,6 +523,7 @@ impl Engine {
                         next_offset: tail,
                         closed: s.closed,
                         producer: Some(ProducerAck { epoch, seq: highest_seq }),
+                        owes_estuaries: false,
                     });
                 }
                 Decision::Accept { new_state } => {
@@ -532,7 +542,7 @@ impl Engine {
             s.tail = hot_log::insert_message(db, &s.key, s.tail, m)?;
         }
         // Estuaries: owed to the source's subscribers, in this same transaction.
-        crate::estuary::record_publish(db, &s.key, published_from, s.tail)?;
+        let owes_estuaries = crate::estuary::record_publish(db, &s.key, published_from, s.tail)?;
         if req.close {
             s.closed = true;
             s.closed_by = req.producer.as_ref().map(|p| ClosedBy { producer_id: p.id.clone(), epoch: p.epoch, seq: p.seq });
@@ -544,6 +554,7 @@ impl Engine {
             next_offset: Offset::at(s.tail),
             closed: s.closed,
             producer: ack,
+            owes_estuaries,
         })
     }
 

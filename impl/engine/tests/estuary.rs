@@ -228,3 +228,28 @@ fn an_acknowledgement_of_an_earlier_subscription_changes_nothing() {
     assert_eq!(owed.len(), 1, "the new subscription still owes its first entry");
     assert_eq!(owed[0].producer_seq, 0);
 }
+
+#[test]
+fn an_append_says_whether_it_owes_estuaries() {
+    let (e, c) = (engine(), db());
+    create(&e, &c, "p/src", "text/plain");
+    let append = |body: &str| {
+        let req = AppendRequest { key: "p/src".into(), content_type: Some("text/plain".into()), body: Bytes::from(body.to_owned()), ..Default::default() };
+        e.append(&c, req, 0).unwrap().owes_estuaries
+    };
+    assert!(!append("a"), "no subscriber: nothing owed");
+    estuary::subscribe(&e, &c, &sub("p", "e", "p/src", None, 60_000), 0).unwrap();
+    assert!(append("b"), "a subscriber is owed the publish");
+    assert_eq!(estuary::pending(&c, "p/src", 10).unwrap().len(), 1);
+    // A duplicate of an idempotent producer's append records nothing again.
+    let producer = |seq| AppendRequest {
+        key: "p/src".into(),
+        content_type: Some("text/plain".into()),
+        body: Bytes::from_static(b"c"),
+        producer: Some(producer::ProducerHeaders { id: "w".into(), epoch: 0, seq }),
+        ..Default::default()
+    };
+    assert!(e.append(&c, producer(0), 0).unwrap().owes_estuaries);
+    assert!(!e.append(&c, producer(0), 0).unwrap().owes_estuaries);
+    assert_eq!(estuary::pending(&c, "p/src", 10).unwrap().len(), 2);
+}

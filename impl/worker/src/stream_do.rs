@@ -315,10 +315,8 @@ impl DoHost {
     /// Starts draining `source`'s outbox unless a drain runs already (then
     /// that drain runs once more when it ends); a failed delivery arms the
     /// alarm to retry, a hand-off to the queue arms it to re-check.
+    /// Call it only when `source` owes its estuaries something.
     pub fn start_fanout(&self, source: &str) {
-        if !self.fanout_owed(source) {
-            return;
-        }
         if !self.0.draining.borrow_mut().insert(source.to_owned()) {
             self.0.redrain.borrow_mut().insert(source.to_owned());
             return;
@@ -341,7 +339,7 @@ impl DoHost {
                 }
             }
             // Publishes that arrived while this drain ran.
-            if again && !matches!(done, Ok(Drained::Retry) | Err(_)) {
+            if again && !matches!(done, Ok(Drained::Retry) | Err(_)) && host.fanout_owed(&source) {
                 host.start_fanout(&source);
             }
         });
@@ -720,6 +718,7 @@ impl DoHost {
                 end("bad position");
                 break;
             };
+            let segments_before = timing.get().segments;
             let chunk = match self.read_chunk(&reader.key, ReadFrom::At(position), &timing).await {
                 Ok(chunk) => chunk,
                 Err(_) => {
@@ -748,8 +747,11 @@ impl DoHost {
             if chunk.outcome.has_data() && !chunk.outcome.up_to_date {
                 continue;
             }
-            // Up to date as of the read; anything appended since (while
-            // segments were fetched) is still ours to send.
+            // Up to date as of the read. Only fetching cold segments yields
+            // to other requests; anything appended meanwhile is still ours.
+            if timing.get().segments == segments_before {
+                break;
+            }
             match self.0.engine.head(&self.0.sql, &reader.key, now_ms()) {
                 Ok(head) if head.next_offset != chunk.outcome.next_offset || head.closed => continue,
                 Ok(_) => break,
@@ -835,7 +837,7 @@ impl StreamHost for RequestHost {
         if outcome.changed() {
             analytics::write(&host.0.env, Category::Publish, &[&key], &[bytes, 1.0]);
             host.notify(&[&key]);
-            if host.fanout_owed(&key) {
+            if outcome.owes_estuaries {
                 // The alarm is the safety net: if this object dies before the
                 // drain below finishes, the alarm resumes it.
                 if let Err(error) = host.arm_alarm(crate::estuaries::retry_at()).await {

@@ -1,4 +1,4 @@
-//! `cargo xtask bench fanout [--hosts native,worker] [--subscribers 10,250,1000]
+//! `cargo xtask bench fanout [--hosts native,worker,at:PORT] [--subscribers 10,250,1000]
 //! [--readers sse,long-poll] [--publishes N]`
 //!
 //! Publish → seen-by-all latency of estuary fan-out: one source, N
@@ -69,13 +69,17 @@ pub fn cli(mut a: Args) -> Result<()> {
                     let _ = &state;
                 }))
             }
-            other => bail!("unknown host `{other}` (native, worker)"),
+            // A server already running (e.g. under a profiler): `at:PORT`.
+            other => match other.strip_prefix("at:").map(str::parse::<u16>) {
+                Some(Ok(port)) => (port, Box::new(|| ())),
+                _ => bail!("unknown host `{other}` (native, worker, at:PORT)"),
+            },
         };
         for &reader in &readers {
             for &n in &subscribers {
                 eprint!("fanout {host} {n} subscribers, {} readers ... ", reader.name());
                 runs += 1;
-                let tag = format!("{host}{n}x{}r{runs}", std::process::id());
+                let tag = format!("{}{n}x{}r{runs}", host.replace(':', "-"), std::process::id());
                 let result = rt.block_on(run(port, n, publishes, reader, &tag));
                 match result {
                     Ok(latencies) => {
