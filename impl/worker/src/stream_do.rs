@@ -156,7 +156,13 @@ pub struct Inner {
     generation: Cell<u64>,
     /// This instance looked for registry events left by an earlier one.
     registry_checked: Cell<bool>,
+    /// Keys known to have no alias (only [`DoHost::set_alias`] writes
+    /// aliases, so this never goes stale); bounded by [`UNALIASED_MAX`].
+    unaliased: RefCell<HashSet<String>>,
 }
+
+/// Keys remembered as having no alias, at most.
+const UNALIASED_MAX: usize = 4_096;
 
 /// The object's state, shared with its running requests.
 #[derive(Clone)]
@@ -195,6 +201,7 @@ impl DoHost {
             redrain: RefCell::new(HashSet::new()),
             generation: Cell::new(0),
             registry_checked: Cell::new(false),
+            unaliased: RefCell::new(HashSet::new()),
         })))
     }
 
@@ -239,12 +246,24 @@ impl DoHost {
 
     /// The object that holds `key` when a fork moved it to its family's object.
     pub fn alias_of(&self, key: &str) -> Result<Option<String>, StorageError> {
+        if self.0.unaliased.borrow().contains(key) {
+            return Ok(None);
+        }
         let rows = self.0.sql.query("SELECT root FROM ds_alias WHERE stream_key = ?1", &[key.into()])?;
-        rows.first().map(|row| row.text(0)).transpose()
+        let root = rows.first().map(|row| row.text(0)).transpose()?;
+        if root.is_none() {
+            let mut unaliased = self.0.unaliased.borrow_mut();
+            if unaliased.len() >= UNALIASED_MAX {
+                unaliased.clear();
+            }
+            unaliased.insert(key.to_owned());
+        }
+        Ok(root)
     }
 
     /// Records that `key` lives in the object named `root` from now on.
     pub fn set_alias(&self, key: &str, root: &str) -> Result<(), StorageError> {
+        self.0.unaliased.borrow_mut().remove(key);
         self.0.sql.execute(
             "INSERT INTO ds_alias (stream_key, root) VALUES (?1, ?2) ON CONFLICT (stream_key) DO UPDATE SET root = excluded.root",
             &[key.into(), root.into()],
