@@ -265,6 +265,7 @@ pub async fn handle_internal(host: &DoHost, op: &str, body: &[u8]) -> worker::Re
                 ttl_ms: req.ttl_ms,
             };
             let subscribed = estuary::attach(engine, db, &request, &req.source_type, now)?;
+            host.forget_hot_tail(&subscribed.estuary_key);
             host.after_estuary_change(Some(subscribed.expires_at_ms));
             Ok(json_response(&SubscribedBody {
                 estuary_key: subscribed.estuary_key,

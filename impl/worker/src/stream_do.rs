@@ -159,7 +159,14 @@ pub struct Inner {
     /// Keys known to have no alias (only [`DoHost::set_alias`] writes
     /// aliases, so this never goes stale); bounded by [`UNALIASED_MAX`].
     unaliased: RefCell<HashSet<String>>,
+    /// Per stream: the tail below which its hot tail cannot exceed a
+    /// rotation limit (see [`DoHost::after_append`]); bounded by
+    /// [`ROTATION_DUE_MAX`].
+    rotation_due: RefCell<HashMap<String, u64>>,
 }
+
+/// Streams whose next rotation check is remembered, at most.
+const ROTATION_DUE_MAX: usize = 4_096;
 
 /// Keys remembered as having no alias, at most.
 const UNALIASED_MAX: usize = 4_096;
@@ -202,6 +209,7 @@ impl DoHost {
             generation: Cell::new(0),
             registry_checked: Cell::new(false),
             unaliased: RefCell::new(HashSet::new()),
+            rotation_due: RefCell::new(HashMap::new()),
         })))
     }
 
@@ -476,6 +484,7 @@ impl DoHost {
         self.0.draining.borrow_mut().clear();
         self.0.redrain.borrow_mut().clear();
         self.0.alarm_at.set(None);
+        self.0.rotation_due.borrow_mut().clear();
     }
 
     /// Changes when the object is reset (see [`DoHost::reset_for_test`]).
@@ -575,17 +584,42 @@ impl DoHost {
         Ok(())
     }
 
-    /// After a write: rotation is due when the hot tail exceeds the limits.
-    async fn after_append(&self, key: &str) -> Result<(), StorageError> {
+    /// After a write that left `key`'s tail at `tail`: rotation is due when
+    /// the hot tail exceeds the limits.
+    ///
+    /// Counting the hot rows reads all of them, so a check remembers how far
+    /// the stream may grow before the next one could find a limit exceeded:
+    /// every message takes at least one byte of the stream, so from hot
+    /// stats `(m, b)` at tail `t` neither limit can be exceeded before the
+    /// tail passes `t + min(max_messages - m, max_bytes - b)`. Rotation only
+    /// shrinks the hot tail; a stream created again here forgets its entry
+    /// ([`DoHost::forget_hot_tail`]).
+    async fn after_append(&self, key: &str, tail: u64) -> Result<(), StorageError> {
         if self.0.alarm_at.get().is_some_and(|t| t <= now_ms()) {
             return Ok(()); // an alarm is due already
+        }
+        if self.0.rotation_due.borrow().get(key).is_some_and(|due| tail < *due) {
+            return Ok(());
         }
         let limits = self.0.settings.segment_limits;
         let (messages, bytes) = hot_log::hot_stats(&self.0.sql, key)?;
         if messages > limits.max_messages || bytes > limits.max_bytes {
+            self.0.rotation_due.borrow_mut().remove(key);
             self.arm_alarm(now_ms()).await?;
+            return Ok(());
         }
+        let slack = (limits.max_messages - messages).min(limits.max_bytes - bytes);
+        let mut due = self.0.rotation_due.borrow_mut();
+        if due.len() >= ROTATION_DUE_MAX && !due.contains_key(key) {
+            due.clear();
+        }
+        due.insert(key.to_owned(), tail.saturating_add(slack).saturating_add(1));
         Ok(())
+    }
+
+    /// `key` was (re)created in this object: its next rotation check is unknown.
+    pub fn forget_hot_tail(&self, key: &str) {
+        self.0.rotation_due.borrow_mut().remove(key);
     }
 
     /// The alarm: rotate hot tails over the limits into R2 segments, reclaim
@@ -809,9 +843,12 @@ impl RequestHost {
     /// After a write: arm the alarm for rotation (and, after a creation,
     /// for the next expiry). A failure here never fails the committed write;
     /// the next write retries it.
-    async fn maintenance_after(&self, key: &str, created: bool) {
+    async fn maintenance_after(&self, key: &str, tail: u64, created: bool) {
         let host = &self.host;
-        let mut result = host.after_append(key).await;
+        if created {
+            host.forget_hot_tail(key);
+        }
+        let mut result = host.after_append(key, tail).await;
         if created && result.is_ok() {
             result = match hot_log::next_expiry_ms(&host.0.sql) {
                 Ok(Some(at)) => host.arm_alarm(at).await,
@@ -833,7 +870,7 @@ impl StreamHost for RequestHost {
         let outcome = host.0.engine.create(&host.0.sql, request, now_ms())?;
         host.delete_segments(outcome.garbage.clone());
         host.notify(&[&key]);
-        self.maintenance_after(&key, true).await;
+        self.maintenance_after(&key, outcome.next_offset.byte, true).await;
         Ok(outcome)
     }
 
@@ -864,7 +901,7 @@ impl StreamHost for RequestHost {
                 }
                 host.start_fanout(&key);
             }
-            self.maintenance_after(&key, false).await;
+            self.maintenance_after(&key, outcome.next_offset.byte, false).await;
         }
         Ok(outcome)
     }
